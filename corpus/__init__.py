@@ -1,0 +1,1 @@
+"""Corpus stage: read news sources, clean, detect language, deduplicate, store, chunk."""

@@ -1,0 +1,61 @@
+"""The one typed settings object. Read from ``AKHBAR_*`` env vars, then passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "builtin:multilingual-e5-small"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AKHBAR_", env_file=None, extra="ignore")
+
+    home: Path = Field(Path("data"), description="Data directory: store, model, index versions.")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Embedding model: the built-in offline model, or a sentence-transformers "
+        "id or local path.",
+    )
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    device: str | None = Field(None, description="torch device; default cuda if present, else cpu")
+    threads: int | None = Field(None, description="torch/FAISS threads; default all cores")
+
+    chunk_chars: int = Field(700, ge=100, le=8000, description="Target chunk size in characters.")
+    chunk_overlap_sentences: int = Field(1, ge=0, le=5)
+    encode_batch_size: int = Field(32, ge=1, le=1024)
+
+    keep_versions: int = Field(3, ge=1, description="Index versions kept on disk.")
+    exact_index_max: int = Field(
+        200_000, ge=0, description="Above this many chunks the dense index is HNSW, not exact."
+    )
+
+    admin_key: SecretStr | None = Field(None, description="Bearer key for admin routes.")
+    ask_key: SecretStr | None = Field(None, description="If set, /v1/ask needs this bearer key.")
+    max_question_chars: int = 2000
+    max_k: int = 50
+    max_body_bytes: int = 1_000_000
+    rate_limit_per_minute: int = Field(600, ge=0, description="Per client on /v1/ask; 0 = off.")
+    request_timeout_s: float = 30.0
+
+    fetch_timeout_s: float = 15.0
+    fetch_max_bytes: int = 10_000_000
+
+    @property
+    def store_path(self) -> Path:
+        return self.home / "akhbar.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
