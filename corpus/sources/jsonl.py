@@ -1,0 +1,111 @@
+"""JSONL (one object per line) and JSON-array exports from other tools and datasets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from corpus.dates import parse_date
+from corpus.models import RawItem
+from corpus.sources.rejection import Rejection
+
+# First present, non-empty field wins.
+_ID = ("id", "guid", "uid", "doc_id")
+_TITLE = ("title", "headline", "titre", "titulo", "título")
+_BODY = ("text", "body", "content", "article", "contenu", "texto", "description", "summary")
+_LEAD = ("lead", "chapo", "chapeau", "standfirst", "subtitle", "entradilla")
+_DATE = ("date", "published", "published_at", "pubDate", "datePublished", "publication_date")
+_URL = ("url", "link", "url_guess", "permalink")
+_OUTLET = ("outlet", "source", "site", "sitename", "publisher", "media")
+_LANG = ("lang", "language", "langue", "idioma")
+_AUTHOR = ("author", "authors", "byline", "auteur", "autor")
+_KIND = ("kind", "type")
+
+_NULLS = {"", "none", "null", "nan", "n/a"}
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, list):
+        parts = [t for v in value if (t := _text(v))]
+        return ", ".join(parts) if parts else None
+    if isinstance(value, Mapping):
+        return _text(value.get("name") or value.get("title") or value.get("value"))
+    text = str(value).strip()
+    # Exports written by pandas/str() carry "None"/"nan" for missing values.
+    return None if text.casefold() in _NULLS else text
+
+
+def _first(obj: Mapping[str, Any], keys: Iterable[str]) -> str | None:
+    for key in keys:
+        if key in obj and (value := _text(obj[key])):
+            return value
+    return None
+
+
+def record_to_item(obj: Mapping[str, Any], source: str) -> RawItem | Rejection:
+    """One export record → RawItem, or a Rejection saying what is missing."""
+    title = _first(obj, _TITLE) or ""
+    body = _first(obj, _BODY) or ""
+    lead = _first(obj, _LEAD)
+    if lead and not body.startswith(lead):
+        body = f"{lead}\n\n{body}" if body else lead
+    if not title and not body:
+        return Rejection(source, "record has no title and no text")
+    kind = _first(obj, _KIND)
+    published_raw = _first(obj, _DATE)
+    return RawItem(
+        title=title,
+        body=body,
+        source=source,
+        kind="headline" if kind == "headline" else "article",
+        outlet=_first(obj, _OUTLET),
+        url=_first(obj, _URL),
+        published=parse_date(published_raw) if published_raw else None,
+        author=_first(obj, _AUTHOR),
+        declared_language=_first(obj, _LANG),
+        external_id=_first(obj, _ID),
+    )
+
+
+def parse_jsonl(lines: Iterable[str], source: str) -> Iterator[RawItem | Rejection]:
+    """Items from JSONL text; a bad line becomes a Rejection naming its line number."""
+    for lineno, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        where = f"{source}:{lineno}"
+        try:
+            obj = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            yield Rejection(where, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        if not isinstance(obj, dict):
+            yield Rejection(where, f"expected a JSON object, got {type(obj).__name__}")
+            continue
+        yield record_to_item(obj, where)
+
+
+def parse_json_document(text: str, source: str) -> Iterator[RawItem | Rejection]:
+    """A whole-file JSON export: an array of records, or an object holding one."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        # Many ".json" exports are really JSONL.
+        yield from parse_jsonl(text.splitlines(), source)
+        return
+    if isinstance(doc, dict):
+        records = next((v for v in doc.values() if isinstance(v, list)), [doc])
+    elif isinstance(doc, list):
+        records = doc
+    else:
+        yield Rejection(source, f"unexpected JSON {type(doc).__name__}")
+        return
+    for i, obj in enumerate(records):
+        where = f"{source}#{i}"
+        if isinstance(obj, dict):
+            yield record_to_item(obj, where)
+        else:
+            yield Rejection(where, f"expected a JSON object, got {type(obj).__name__}")
