@@ -29,12 +29,14 @@ _STOPWORDS: dict[str, frozenset[str]] = {
         "le la les des du de un une et est sont au aux pour par sur dans avec ce cette ces qui"
         " que qu il elle ils elles nous vous leur leurs son sa ses se ne pas plus mais ou été"
         " entre après avant chez face selon lors comme aussi très vers depuis contre sous d l"
-        " c n s j m à où être avoir fait"
+        " c n s j m à où être avoir fait en a y on dont ont était sera aura même tout tous toute"
+        " sans non si lui notre votre quand encore déjà ici alors donc car dès puis ainsi"
     ),
     "es": _wordset(
         "el la los las de del un una y es son al para por en con que se su sus lo le les no más"
         " pero como este esta estos estas entre tras según desde sobre hacia ha han fue muy"
-        " también debido ante cuando donde ya"
+        " también debido ante cuando donde ya a y uno sin tiene está están ser hay porque"
+        " sí durante hasta otro otra"
     ),
     "en": _wordset(
         "the of and to in is are was were for on with by at from that this these it its as be"
@@ -82,7 +84,8 @@ def _langdetect_probs(text: str) -> dict[str, float]:
     return {k: v / total for k, v in found.items()} if total > 0 else {}
 
 
-def _cue_probs(text: str) -> dict[str, float]:
+def _cue_probs(text: str) -> tuple[dict[str, float], float]:
+    """Lexical-cue distribution and how much evidence (cue count) it rests on."""
     lowered = text.casefold()
     words = _WORD.findall(lowered.replace("’", "'"))
     scores = {lang: 0.0 for lang in ("fr", "es", "en")}
@@ -96,8 +99,8 @@ def _cue_probs(text: str) -> dict[str, float]:
     scores["fr"] += 1.5 * len(_FR_ELISION.findall(text))
     total = sum(scores.values())
     if total == 0:
-        return {}
-    return {k: v / total for k, v in scores.items()}
+        return {}, 0.0
+    return {k: v / total for k, v in scores.items()}, total
 
 
 def language_scores(text: str) -> dict[str, float]:
@@ -109,14 +112,18 @@ def language_scores(text: str) -> dict[str, float]:
     if arabic > latin:
         return {"ar": arabic / (arabic + latin)}
     ld = _langdetect_probs(text)
-    cues = _cue_probs(text)
+    cues, evidence = _cue_probs(text)
     if not ld:
         return cues
     if not cues:
         return ld
-    w_cues = 0.5 if len(text) < _SHORT_CHARS else 0.2
-    langs = set(ld) | set(cues)
-    return {k: (1 - w_cues) * ld.get(k, 0.0) + w_cues * cues.get(k, 0.0) for k in langs}
+    # One or two cue words are weak evidence; a handful on a short text is strong.
+    w_cues = (0.5 if len(text) < _SHORT_CHARS else 0.2) * min(1.0, evidence / 3)
+    return {
+        k: (1 - w_cues) * ld.get(k, 0.0) + w_cues * cues.get(k, 0.0)
+        for k in SERVED
+        if k in ld or k in cues
+    }
 
 
 def normalise_language(code: str | None) -> str | None:
@@ -136,7 +143,9 @@ def detect_language(text: str, declared: str | None = None) -> str:
     declared_code = normalise_language(declared)
     scores = language_scores(text[:5000])
     if scores:
-        best, prob = max(scores.items(), key=lambda kv: kv[1])
+        # Ties go to the earlier served language, never to dict/set iteration order.
+        best = max(SERVED, key=lambda k: (scores.get(k, 0.0), -SERVED.index(k)))
+        prob = scores.get(best, 0.0)
         if prob >= MIN_PROBABILITY:
             return best
         if declared_code:

@@ -1,0 +1,179 @@
+"""Fetching remote sources without becoming a server-side request forgery vector.
+
+Every hop's host is resolved and all of its addresses must be public before any request
+is made; redirects are followed by hand so that each hop is checked; bodies are streamed
+and abandoned past a size cap. The resolver and the HTTP transport are injectable so that
+tests run without a network.
+
+Known limit: httpx resolves the name again when it connects, so a DNS server that answers
+differently the second time (rebinding) is not fully excluded; pinning would need a custom
+transport per address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from corpus.sources.decoding import charset_from_content_type
+
+Resolver = Callable[[str, int], Sequence[str]]
+
+DEFAULT_CONTENT_TYPES: frozenset[str] = frozenset(
+    {
+        "text/html",
+        "application/xhtml+xml",
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/rdf+xml",
+        "application/xml",
+        "text/xml",
+        "text/plain",
+        "application/json",
+        "application/x-ndjson",
+        "application/jsonl",
+        "application/jsonlines",
+    }
+)
+_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+
+
+class FetchError(Exception):
+    """A fetch that was refused or failed; the message is meant for the ingest log."""
+
+
+@dataclass(slots=True, frozen=True)
+class FetchResult:
+    url: str  # as requested
+    final_url: str  # after redirects
+    content: bytes
+    content_type: str | None
+    charset: str | None
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def refusal_reason(address: str) -> str | None:
+    """Why an IP address must not be contacted, or None if it is a public address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return f"not an IP address: {address!r}"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if str(ip) == "169.254.169.254" or str(ip) == "fd00:ec2::254":
+        return f"{ip} is a cloud metadata address"
+    checks = (
+        ("loopback", ip.is_loopback),
+        ("private", ip.is_private),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("reserved", ip.is_reserved),
+        ("unspecified", ip.is_unspecified),
+    )
+    for name, hit in checks:
+        if hit:
+            return f"{ip} is a {name} address"
+    if not ip.is_global:
+        return f"{ip} is not a globally routable address"
+    return None
+
+
+@dataclass(slots=True)
+class Fetcher:
+    timeout: float = 15.0
+    max_bytes: int = 10_000_000
+    max_redirects: int = 5
+    allowed_content_types: frozenset[str] = DEFAULT_CONTENT_TYPES
+    resolver: Resolver = system_resolver
+    transport: httpx.BaseTransport | None = None
+    user_agent: str = "akhbar-corpus/0.1 (+news QA research)"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def check_url(self, url: str) -> None:
+        """Raise FetchError unless ``url`` is http(s) to a host with only public addresses."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise FetchError(f"refused {url}: only http and https URLs are fetched")
+        host = parts.hostname
+        if not host:
+            raise FetchError(f"refused {url}: no host")
+        if host.rstrip(".").lower() in _METADATA_HOSTS:
+            raise FetchError(f"refused {url}: {host} is a cloud metadata host")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise FetchError(f"refused {url}: bad port ({exc})") from exc
+        try:
+            ipaddress.ip_address(host)
+            addresses: Sequence[str] = [host]
+        except ValueError:
+            try:
+                addresses = self.resolver(host, port)
+            except OSError as exc:
+                raise FetchError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise FetchError(f"cannot resolve {host}: no addresses")
+        for address in addresses:
+            reason = refusal_reason(address)
+            if reason:
+                raise FetchError(f"refused {url}: {host} resolves to {reason}")
+
+    def fetch(self, url: str) -> FetchResult:
+        with httpx.Client(
+            timeout=self.timeout,
+            transport=self.transport,
+            follow_redirects=False,
+            headers={"User-Agent": self.user_agent, **self.headers},
+        ) as client:
+            current = url
+            for _hop in range(self.max_redirects + 1):
+                self.check_url(current)
+                try:
+                    with client.stream("GET", current) as response:
+                        if response.is_redirect:
+                            location = response.headers.get("location")
+                            if not location:
+                                raise FetchError(f"redirect without Location from {current}")
+                            current = urljoin(current, location)
+                            continue
+                        return self._read(url, current, response)
+                except httpx.HTTPError as exc:
+                    msg = f"fetch of {current} failed: {type(exc).__name__}: {exc}"
+                    raise FetchError(msg) from exc
+            raise FetchError(f"too many redirects (> {self.max_redirects}) from {url}")
+
+    def _read(self, url: str, current: str, response: httpx.Response) -> FetchResult:
+        if response.status_code >= 400:
+            raise FetchError(f"HTTP {response.status_code} from {current}")
+        content_type = response.headers.get("content-type")
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        if media and media not in self.allowed_content_types:
+            raise FetchError(f"refused {current}: content type {media!r} is not a news format")
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise FetchError(
+                f"refused {current}: body of {int(declared)} bytes exceeds cap {self.max_bytes}"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise FetchError(f"refused {current}: body exceeds cap of {self.max_bytes} bytes")
+            chunks.append(chunk)
+        return FetchResult(
+            url=url,
+            final_url=current,
+            content=b"".join(chunks),
+            content_type=content_type,
+            charset=charset_from_content_type(content_type),
+        )

@@ -1,0 +1,302 @@
+"""SQLite store of articles and of the ingest log.
+
+One connection shared by threads behind a lock: SQLite serialises writers anyway, and a
+single connection keeps transactions simple. WAL lets other processes read meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import TracebackType
+
+from corpus.models import Article
+
+SCHEMA_VERSION = 1
+_PAGE = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    id            TEXT PRIMARY KEY,
+    title         TEXT NOT NULL,
+    text          TEXT NOT NULL,
+    language      TEXT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('article', 'headline')),
+    outlet        TEXT,
+    url           TEXT,
+    published     TEXT,
+    author        TEXT,
+    source        TEXT,
+    duplicate_of  TEXT REFERENCES articles(id) ON DELETE SET NULL,
+    content_hash  TEXT NOT NULL,
+    minhash       BLOB,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_content_hash ON articles(content_hash);
+CREATE INDEX IF NOT EXISTS articles_duplicate_of ON articles(duplicate_of);
+CREATE TABLE IF NOT EXISTS ingest_log (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    source        TEXT NOT NULL,
+    item_key      TEXT,
+    outcome       TEXT NOT NULL
+                  CHECK (outcome IN ('stored', 'duplicate', 'rejected', 'unchanged')),
+    reason        TEXT,
+    article_id    TEXT,
+    duplicate_of  TEXT,
+    ts            TEXT NOT NULL
+);
+"""
+
+_COLUMNS = "id, title, text, language, kind, outlet, url, published, author, source, duplicate_of"
+
+
+@dataclass(slots=True, frozen=True)
+class StoredState:
+    """What ingest needs to know about an id already in the store."""
+
+    content_hash: str
+    duplicate_of: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class LogEntry:
+    source: str
+    item_key: str | None
+    outcome: str
+    reason: str | None
+    article_id: str | None
+    duplicate_of: str | None
+    ts: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _row_to_article(row: sqlite3.Row) -> Article:
+    published = row["published"]
+    return Article(
+        id=row["id"],
+        title=row["title"],
+        text=row["text"],
+        language=row["language"],
+        kind=row["kind"],
+        outlet=row["outlet"],
+        url=row["url"],
+        published=date.fromisoformat(published) if published else None,
+        author=row["author"],
+        source=row["source"],
+        duplicate_of=row["duplicate_of"],
+    )
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All writes inside commit together or not at all."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get_article(self, article_id: str) -> Article | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM articles WHERE id = ?", (article_id,)
+            ).fetchone()
+        return _row_to_article(row) if row else None
+
+    def iter_articles(self, include_duplicates: bool = False) -> Iterator[Article]:
+        """Articles ordered by id, read in pages so the lock is never held across a yield."""
+        where = "" if include_duplicates else "AND duplicate_of IS NULL"
+        last = ""
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM articles WHERE id > ? {where} ORDER BY id LIMIT ?",
+                    (last, _PAGE),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _row_to_article(row)
+            last = rows[-1]["id"]
+
+    def count_articles(self, include_duplicates: bool = False) -> int:
+        where = "" if include_duplicates else "WHERE duplicate_of IS NULL"
+        with self._lock:
+            return int(self._conn.execute(f"SELECT COUNT(*) FROM articles {where}").fetchone()[0])
+
+    def checksum(self) -> str:
+        """Fingerprint of the indexable corpus: sha256 over sorted (id, content hash)."""
+        digest = hashlib.sha256()
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, content_hash FROM articles WHERE duplicate_of IS NULL ORDER BY id"
+            ).fetchall()
+        for row in rows:
+            digest.update(f"{row[0]}\t{row[1]}\n".encode())
+        return digest.hexdigest()
+
+    def stored_state(self, article_id: str) -> StoredState | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT content_hash, duplicate_of FROM articles WHERE id = ?", (article_id,)
+            ).fetchone()
+        return StoredState(row[0], row[1]) if row else None
+
+    def find_canonical_by_hash(self, content_hash: str, exclude: str | None = None) -> str | None:
+        """The first-stored non-duplicate article with this content hash."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id FROM articles WHERE content_hash = ? AND duplicate_of IS NULL"
+                " AND id != ? ORDER BY rowid LIMIT 1",
+                (content_hash, exclude or ""),
+            ).fetchone()
+        return row[0] if row else None
+
+    def iter_signatures(self) -> Iterator[tuple[str, bytes]]:
+        """(id, minhash blob) of canonical articles that have a signature."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, minhash FROM articles WHERE minhash IS NOT NULL"
+                " AND duplicate_of IS NULL ORDER BY rowid"
+            ).fetchall()
+        for row in rows:
+            yield row[0], bytes(row[1])
+
+    def ingest_log(self, limit: int | None = None) -> list[LogEntry]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT source, item_key, outcome, reason, article_id, duplicate_of, ts"
+                " FROM ingest_log ORDER BY seq LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+        return [LogEntry(*row) for row in rows]
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def put_article(
+        self,
+        conn: sqlite3.Connection,
+        article: Article,
+        *,
+        content_hash: str,
+        signature: bytes | None,
+    ) -> None:
+        """Insert or replace ``article`` inside a transaction from ``transaction()``."""
+        now = _now()
+        conn.execute(
+            """
+            INSERT INTO articles (id, title, text, language, kind, outlet, url, published,
+                                  author, source, duplicate_of, content_hash, minhash,
+                                  created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET
+                title=excluded.title, text=excluded.text, language=excluded.language,
+                kind=excluded.kind, outlet=excluded.outlet, url=excluded.url,
+                published=excluded.published, author=excluded.author, source=excluded.source,
+                duplicate_of=excluded.duplicate_of, content_hash=excluded.content_hash,
+                minhash=excluded.minhash, updated_at=excluded.updated_at
+            """,
+            (
+                article.id,
+                article.title,
+                article.text,
+                article.language,
+                article.kind,
+                article.outlet,
+                article.url,
+                article.published.isoformat() if article.published else None,
+                article.author,
+                article.source,
+                article.duplicate_of,
+                content_hash,
+                signature,
+                now,
+                now,
+            ),
+        )
+
+    def log(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        source: str,
+        outcome: str,
+        item_key: str | None = None,
+        reason: str | None = None,
+        article_id: str | None = None,
+        duplicate_of: str | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO ingest_log (source, item_key, outcome, reason, article_id,"
+            " duplicate_of, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (source, item_key, outcome, reason, article_id, duplicate_of, _now()),
+        )
+
+    def delete_article(self, article_id: str) -> bool:
+        """Delete an article; its duplicates are re-pointed to the oldest of them instead."""
+        with self.transaction() as conn:
+            dups = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM articles WHERE duplicate_of = ? ORDER BY rowid",
+                    (article_id,),
+                )
+            ]
+            if dups:
+                heir, rest = dups[0], dups[1:]
+                conn.execute("UPDATE articles SET duplicate_of = NULL WHERE id = ?", (heir,))
+                conn.executemany(
+                    "UPDATE articles SET duplicate_of = ? WHERE id = ?",
+                    [(heir, d) for d in rest],
+                )
+            cur = conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+            return cur.rowcount > 0
