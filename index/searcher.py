@@ -1,0 +1,169 @@
+"""Searching one loaded index version: dense + lexical candidates, fused, collapsed."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from index.analysis import analyze, fold
+from index.build import file_digest
+from index.chunktable import ChunkRow, ChunkTable
+from index.dense import DenseIndex, DenseParams
+from index.fusion import FusionParams, fuse
+from index.lexical import LexicalIndex
+from index.versions import MANIFEST_FORMAT_KEY, IndexIntegrityError, read_manifest
+
+log = logging.getLogger(__name__)
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Filters:
+    languages: tuple[str, ...] = ()
+    outlets: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    row: ChunkRow
+    score: float
+    dense: float
+    lexical: float
+    highlight: tuple[int, int]
+
+
+class Searcher:
+    """An opened, verified index version. Read-only and safe to share between threads."""
+
+    def __init__(self, path: Path, *, model: str, dimension: int, verify: bool = True) -> None:
+        manifest = read_manifest(path)
+        self.path = path
+        self.manifest = manifest
+        self.version: str = manifest.get("version", path.name)
+        if manifest.get(MANIFEST_FORMAT_KEY) != 1:
+            raise IndexIntegrityError(f"{path}: unknown manifest format")
+        if manifest.get("model") != model or manifest.get("dimension") != dimension:
+            raise IndexIntegrityError(
+                f"index {self.version} was built with model {manifest.get('model')!r} "
+                f"(dimension {manifest.get('dimension')}), but the service runs {model!r} "
+                f"(dimension {dimension}): rebuild with `akhbar index`"
+            )
+        if verify:
+            for name, digest in manifest.get("files", {}).items():
+                if file_digest(path / name) != digest:
+                    raise IndexIntegrityError(
+                        f"index {self.version}: {name} does not match its manifest checksum"
+                    )
+        self.fusion = FusionParams(**manifest["fusion"])
+        self.dense = DenseIndex.load(path, DenseParams(**manifest["dense"]))
+        self.lexical = LexicalIndex.load(path)
+        self.table = ChunkTable(path)
+        n = manifest["counts"]["chunks"]
+        if not (self.dense.count == len(self.table) == n) or self.dense.dimension != dimension:
+            raise IndexIntegrityError(
+                f"index {self.version}: manifest says {n} chunks, FAISS holds "
+                f"{self.dense.count}, the chunk table {len(self.table)}: rebuild the index"
+            )
+
+    @property
+    def count(self) -> int:
+        return len(self.table)
+
+    def search(
+        self,
+        query_vector: np.ndarray,
+        question: str,
+        question_language: str,
+        k: int,
+        filters: Filters = Filters(),
+        exclude_articles: frozenset[str] = frozenset(),
+    ) -> list[Hit]:
+        mask = self.table.mask(
+            languages=filters.languages,
+            outlets=filters.outlets,
+            since=filters.since,
+            until=filters.until,
+        )
+        n_cand = max(self.fusion.candidates, 4 * k)
+        allowed = None if mask is None else self.table.int_ids[mask]
+        if allowed is not None and len(allowed) == 0:
+            return []
+        q = query_vector.reshape(1, -1)
+        d_scores, d_ids = self.dense.search(q, n_cand, allowed)
+        rows = [self.table.row_of(i) for i in d_ids[0] if i >= 0]
+        lex_all = self.lexical.scores(question, question_language, mask)
+        lang_code = (
+            self.table.languages.index(question_language)
+            if question_language in self.table.languages
+            else -1
+        )
+        same_lang = self.table.lang_codes == lang_code
+        lex_pick = np.where(same_lang, lex_all, 0.0) if self.fusion.same_language_only else lex_all
+        top_lex = np.argsort(-lex_pick)[:n_cand]
+        extra = [int(r) for r in top_lex if lex_pick[r] > 0 and r not in set(rows)]
+        rows_arr = np.array([r for r in rows if r is not None] + extra, np.int64)
+        dense_of = {
+            self.table.row_of(i): s for s, i in zip(d_scores[0], d_ids[0], strict=True) if i >= 0
+        }
+        if extra:
+            vecs = self.dense.reconstruct(self.table.int_ids[extra])
+            for r, v in zip(extra, vecs, strict=True):
+                dense_of[r] = float(v @ query_vector)
+        dense_arr = np.array([dense_of[int(r)] for r in rows_arr], np.float32)
+        fused = fuse(dense_arr, lex_all[rows_arr], same_lang[rows_arr], self.fusion)
+        order = np.argsort(-fused, kind="stable")
+
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        q_terms = self._query_terms(question, question_language)
+        for pos in order:
+            row_idx = int(rows_arr[pos])
+            (row,) = self.table.get_rows([row_idx])
+            if row.chunk.article_id in exclude_articles:
+                continue
+            key = _SPACE.sub(" ", fold(row.chunk.text)).strip()
+            if key in seen:  # the same headline or paragraph from two sources
+                continue
+            seen.add(key)
+            hits.append(
+                Hit(
+                    row=row,
+                    score=float(fused[pos]),
+                    dense=float(dense_arr[pos]),
+                    lexical=float(lex_all[row_idx]),
+                    highlight=self._highlight(row, q_terms),
+                )
+            )
+            if len(hits) >= k:
+                break
+        return hits
+
+    @staticmethod
+    def _query_terms(question: str, language: str) -> set[str]:
+        terms = set(analyze(question, language))
+        for lang in ("fr", "es", "en"):
+            terms |= set(analyze(question, lang))
+        return terms
+
+    @staticmethod
+    def _highlight(row: ChunkRow, q_terms: set[str]) -> tuple[int, int]:
+        """The sentence sharing the most (rarer-weighted) terms with the question."""
+        sentences = row.chunk.sentences or ((0, len(row.chunk.text)),)
+        best, best_score = sentences[0], -1.0
+        for start, end in sentences:
+            s_terms = set(analyze(row.chunk.text[start:end], row.chunk.language))
+            overlap = s_terms & q_terms
+            score = sum(2.0 if t.isdigit() else 1.0 for t in overlap)
+            if score > best_score:
+                best, best_score = (start, end), score
+        return int(best[0]), int(best[1])
+
+    def close(self) -> None:
+        self.table.close()
