@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from index.versions import MANIFEST_FORMAT_KEY, IndexIntegrityError, read_manife
 
 log = logging.getLogger(__name__)
 _SPACE = re.compile(r"\s+")
+Mode = Literal["hybrid", "dense", "lexical"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class Searcher:
         k: int,
         filters: Filters = Filters(),
         exclude_articles: frozenset[str] = frozenset(),
+        mode: Mode = "hybrid",
     ) -> list[Hit]:
+        """Top-k passages. ``mode`` picks one side alone for comparisons in eval."""
         mask = self.table.mask(
             languages=filters.languages,
             outlets=filters.outlets,
@@ -105,7 +109,8 @@ class Searcher:
             else -1
         )
         same_lang = self.table.lang_codes == lang_code
-        lex_pick = np.where(same_lang, lex_all, 0.0) if self.fusion.same_language_only else lex_all
+        restrict = self.fusion.same_language_only and mode == "hybrid"
+        lex_pick = np.where(same_lang, lex_all, 0.0) if restrict else lex_all
         top_lex = np.argsort(-lex_pick)[:n_cand]
         extra = [int(r) for r in top_lex if lex_pick[r] > 0 and r not in set(rows)]
         rows_arr = np.array([r for r in rows if r is not None] + extra, np.int64)
@@ -117,7 +122,12 @@ class Searcher:
             for r, v in zip(extra, vecs, strict=True):
                 dense_of[r] = float(v @ query_vector)
         dense_arr = np.array([dense_of[int(r)] for r in rows_arr], np.float32)
-        fused = fuse(dense_arr, lex_all[rows_arr], same_lang[rows_arr], self.fusion)
+        if mode == "hybrid":
+            fused = fuse(dense_arr, lex_all[rows_arr], same_lang[rows_arr], self.fusion)
+        elif mode == "dense":
+            fused = dense_arr
+        else:
+            fused = lex_all[rows_arr]
         order = np.argsort(-fused, kind="stable")
 
         hits: list[Hit] = []

@@ -1,0 +1,171 @@
+"""Question answering over the current index: what both the HTTP API and the CLI call."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from corpus.language import detect_language
+from corpus.store import Store
+from index.encoder import Encoder, SentenceTransformerEncoder
+from index.searcher import Filters, Hit, Searcher
+from index.versions import VersionStore
+from service.config import Settings
+from service.schemas import AskResponse, Citation, Highlight, Passage
+
+log = logging.getLogger(__name__)
+
+
+class QuestionError(ValueError):
+    """A question the service cannot take (empty, too long): a client error."""
+
+
+def load_encoder(settings: Settings) -> SentenceTransformerEncoder:
+    return SentenceTransformerEncoder(
+        settings.model,
+        models_dir=settings.models_dir,
+        precision=settings.precision,
+        device=settings.device,
+        batch_size=settings.encode_batch_size,
+        threads=settings.threads,
+    )
+
+
+class QueryEmbeddingCache:
+    """LRU of query vectors: repeated questions skip the encoder entirely."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            vec = self._items.get(key)
+            if vec is not None:
+                self._items.move_to_end(key)
+            return vec
+
+    def put(self, key: str, vec: np.ndarray) -> None:
+        with self._lock:
+            self._items[key] = vec
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+@dataclass
+class _Loaded:
+    name: str
+    searcher: Searcher
+
+
+class QAEngine:
+    """Holds the encoder, the store and the served index version.
+
+    A new index version (another process's `akhbar index`, or a rebuild job) is picked up
+    on the next question: the CURRENT pointer is read on each call (one small file read),
+    and the new version is opened before it replaces the old, so no request ever sees a
+    half-loaded index.
+    """
+
+    def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
+        self.settings = settings
+        self.encoder = encoder or load_encoder(settings)
+        self.store = Store(settings.store_path)
+        self.versions = VersionStore(settings.index_dir)
+        self._loaded: _Loaded | None = None
+        self._swap_lock = threading.Lock()
+        self._qcache = QueryEmbeddingCache()
+
+    # -- index version -------------------------------------------------------------
+    def searcher(self) -> Searcher:
+        name = self.versions.current_name()
+        loaded = self._loaded
+        if loaded is not None and loaded.name == name:
+            return loaded.searcher
+        with self._swap_lock:
+            loaded = self._loaded
+            if loaded is not None and loaded.name == name:
+                return loaded.searcher
+            path: Path = self.versions.current_path()
+            searcher = Searcher(path, model=self.encoder.name, dimension=self.encoder.dimension)
+            log.info("serving index version %s (%d chunks)", searcher.version, searcher.count)
+            # The old searcher is left to the garbage collector: requests still holding
+            # it finish on the version they started with.
+            self._loaded = _Loaded(searcher.version, searcher)
+            return searcher
+
+    def ready(self) -> bool:
+        try:
+            self.searcher()
+        except Exception:  # noqa: BLE001 - readiness is a yes/no question
+            return False
+        return True
+
+    # -- asking ----------------------------------------------------------------------
+    def query_vector(self, question: str) -> np.ndarray:
+        vec = self._qcache.get(question)
+        if vec is None:
+            vec = self.encoder.encode_queries([question])[0]
+            self._qcache.put(question, vec)
+        return vec
+
+    def check_question(self, question: str) -> str:
+        q = " ".join(question.split())
+        if not q:
+            raise QuestionError("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"the question is {len(question)} characters long; the limit is "
+                f"{self.settings.max_question_chars}"
+            )
+        return q
+
+    def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> AskResponse:
+        t0 = time.perf_counter()
+        q = self.check_question(question)
+        if not 1 <= k <= self.settings.max_k:
+            raise QuestionError(f"k must be between 1 and {self.settings.max_k}")
+        searcher = self.searcher()
+        language = detect_language(q)
+        hits = searcher.search(self.query_vector(q), q, language, k, filters or Filters())
+        threshold = searcher.fusion.abstain_threshold
+        answerable = bool(hits) and hits[0].score >= threshold
+        return AskResponse(
+            question=question,
+            question_language=language,
+            answerable=answerable,
+            passages=[_passage(h) for h in hits],
+            index_version=searcher.version,
+            took_ms=round((time.perf_counter() - t0) * 1000, 2),
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _passage(hit: Hit) -> Passage:
+    row, c = hit.row, hit.row.chunk
+    return Passage(
+        id=c.id,
+        text=c.text,
+        score=round(hit.score, 5),
+        language=c.language,
+        citation=Citation(
+            article_id=c.article_id,
+            title=row.title,
+            outlet=row.outlet,
+            url=row.url,
+            published=row.published,
+            start=c.start,
+            end=c.end,
+        ),
+        highlight=Highlight(start=hit.highlight[0], end=hit.highlight[1]),
+    )
