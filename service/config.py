@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     chunk_overlap_sentences: int = Field(1, ge=0, le=5)
     encode_batch_size: int = Field(32, ge=1, le=1024)
 
+    lexical_weight: float = Field(
+        0.1, ge=0, le=1, description="Bounded BM25 bonus added to the cosine (see index/fusion)."
+    )
+    abstain_threshold: float = Field(
+        0.0, description="Best fused score under which the answer is 'not in the corpus'."
+    )
+
     keep_versions: int = Field(3, ge=1, description="Index versions kept on disk.")
     exact_index_max: int = Field(
         200_000, ge=0, description="Above this many chunks the dense index is HNSW, not exact."

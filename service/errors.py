@@ -1,0 +1,78 @@
+"""One JSON shape for every error: ``{"error": {"code", "message", "request_id"}}``.
+
+Clients get a message they can act on; stack traces stay in the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from index.versions import BuildInProgressError, IndexIntegrityError, NoIndexError
+from service.qa import QuestionError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, headers: dict | None = None
+) -> JSONResponse:
+    rid = getattr(request.state, "request_id", None)
+    body = {"error": {"code": code, "message": message, "request_id": rid}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(request, 422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(QuestionError)
+    async def _question(request: Request, exc: QuestionError) -> JSONResponse:
+        return error_response(request, 422, "invalid_question", str(exc))
+
+    @app.exception_handler(NoIndexError)
+    async def _no_index(request: Request, exc: NoIndexError) -> JSONResponse:
+        return error_response(request, 503, "no_index", str(exc))
+
+    @app.exception_handler(IndexIntegrityError)
+    async def _integrity(request: Request, exc: IndexIntegrityError) -> JSONResponse:
+        log.error("index integrity: %s", exc)
+        return error_response(request, 503, "index_unusable", str(exc))
+
+    @app.exception_handler(BuildInProgressError)
+    async def _busy(request: Request, exc: BuildInProgressError) -> JSONResponse:
+        return error_response(request, 409, "build_in_progress", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+            429: "rate_limited",
+        }.get(exc.status_code, "http_error")
+        return error_response(
+            request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(
+            request, 500, "internal_error", "internal error; the server log has the details"
+        )

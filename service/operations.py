@@ -1,0 +1,87 @@
+"""The pipeline's operations, shared by the CLI, the HTTP admin routes and eval."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+
+from corpus.ingest import ingest
+from corpus.models import IngestReport
+from corpus.sources import iter_sources
+from corpus.sources.fetch import Fetcher
+from corpus.store import Store
+from index.build import BuildReport, ChunkingParams, Progress, build_index
+from index.cache import EmbeddingCache
+from index.encoder import Encoder
+from index.fusion import FusionParams
+from service.config import Settings
+
+
+def sample_corpus_path() -> Path:
+    """The bundled sample: the seed aggregator page and 100 French Wikinews articles."""
+    return Path(str(resources.files("corpus").joinpath("data/sample")))
+
+
+def chunking_params(settings: Settings) -> ChunkingParams:
+    return ChunkingParams(
+        max_chars=settings.chunk_chars, overlap_sentences=settings.chunk_overlap_sentences
+    )
+
+
+def fusion_params(settings: Settings) -> FusionParams:
+    return FusionParams(
+        lexical_weight=settings.lexical_weight, abstain_threshold=settings.abstain_threshold
+    )
+
+
+def run_ingest(
+    settings: Settings,
+    targets: Sequence[str],
+    *,
+    store: Store | None = None,
+    on_item: Callable[[str], None] | None = None,
+) -> IngestReport:
+    fetcher = Fetcher(timeout=settings.fetch_timeout_s, max_bytes=settings.fetch_max_bytes)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    own = store is None
+    store = store or Store(settings.store_path)
+    try:
+        items = iter_sources(targets, fetcher=fetcher, max_bytes=settings.fetch_max_bytes)
+        return ingest(store, items, on_item=on_item)
+    finally:
+        if own:
+            store.close()
+
+
+def run_index(
+    settings: Settings,
+    encoder: Encoder,
+    *,
+    store: Store | None = None,
+    progress: Progress | None = None,
+) -> BuildReport:
+    own = store is None
+    store = store or Store(settings.store_path)
+    cache = EmbeddingCache(
+        settings.cache_dir / "embeddings.sqlite3",
+        model_key=f"{encoder.name}|{getattr(encoder, 'precision', '')}",
+        dimension=encoder.dimension,
+    )
+    try:
+        return build_index(
+            store.iter_articles(),
+            encoder=encoder,
+            root=settings.index_dir,
+            cache=cache,
+            chunking=chunking_params(settings),
+            fusion=fusion_params(settings),
+            exact_max=settings.exact_index_max,
+            keep_versions=settings.keep_versions,
+            corpus_checksum=store.checksum(),
+            progress=progress,
+        )
+    finally:
+        cache.close()
+        if own:
+            store.close()
