@@ -1,0 +1,73 @@
+"""Shared fixtures: one real model and one real index of the bundled sample per session."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.config import Settings
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built offline model, built once per test session (never downloaded)."""
+    from index.model_build import ensure_builtin_model
+
+    d = tmp_path_factory.mktemp("models")
+    ensure_builtin_model(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def encoder(models_dir: Path):  # -> SentenceTransformerEncoder
+    from index.encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(
+        "builtin:multilingual-e5-small", models_dir=models_dir, precision="fp32"
+    )
+
+
+def make_settings(home: Path, models_dir: Path, **overrides) -> Settings:
+    """Settings for a test home that shares the session's built model."""
+    home.mkdir(parents=True, exist_ok=True)
+    link = home / "models"
+    if not link.exists():
+        link.symlink_to(models_dir, target_is_directory=True)
+    return Settings(home=home, precision="fp32", **overrides)
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, encoder) -> Path:
+    """A data home with the bundled sample ingested and indexed (read-only for tests)."""
+    from service.operations import run_index, run_ingest, sample_corpus_path
+
+    home = tmp_path_factory.mktemp("sample_home")
+    settings = make_settings(home, models_dir)
+    run_ingest(settings, [str(sample_corpus_path())])
+    run_index(settings, encoder)
+    return home
+
+
+@pytest.fixture(scope="session")
+def sample_settings(sample_home: Path, models_dir: Path) -> Settings:
+    return make_settings(sample_home, models_dir)
+
+
+@pytest.fixture(scope="session")
+def engine(sample_settings: Settings, encoder) -> Iterator:
+    from service.qa import QAEngine
+
+    eng = QAEngine(sample_settings, encoder)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def fresh_home(tmp_path: Path, sample_home: Path) -> Path:
+    """A private copy of the sample home, for tests that change data or the index."""
+    home = tmp_path / "home"
+    shutil.copytree(sample_home, home, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
+    return home
