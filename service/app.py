@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from service.config import Settings
 from service.errors import install_error_handlers
+from service.jobs import JobManager
+from service.metrics import Metrics
+from service.middleware import BodyLimitMiddleware, RequestContextMiddleware, TimeoutMiddleware
 from service.qa import QAEngine
-from service.routes import articles, ask, health
+from service.ratelimit import TokenBucketLimiter
+from service.routes import admin, articles, ask, health, ops
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +44,23 @@ def create_app(settings: Settings | None = None, engine: QAEngine | None = None)
         description="Questions in French, Spanish or English over news; cited passages back.",
         lifespan=lifespan,
     )
+    metrics = Metrics()
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.ask_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
+    app.state.jobs = JobManager(on_status=lambda s: metrics.rebuild_jobs.labels(s).inc())
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next):  # noqa: ANN001, ANN202
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        request.state.request_id = rid
-        response = await call_next(request)
-        response.headers["x-request-id"] = rid
-        return response
+    # Added innermost first: the request context (id, access log, latency) wraps everything,
+    # so even a 413 or 504 made by the other two is logged and counted.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_s)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(ask.router)
     app.include_router(articles.router)
+    app.include_router(admin.router)
+    app.include_router(ops.router)
+    app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")
     return app

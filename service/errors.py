@@ -59,12 +59,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {
+            400: "bad_request",
             401: "unauthorized",
             403: "forbidden",
             404: "not_found",
             405: "method_not_allowed",
+            409: "conflict",
             413: "too_large",
             429: "rate_limited",
+            504: "timeout",
         }.get(exc.status_code, "http_error")
         return error_response(
             request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None)

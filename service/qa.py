@@ -83,6 +83,10 @@ class QAEngine:
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
         self._qcache = QueryEmbeddingCache()
+        # Articles deleted while an index that still holds them may be served. Small (one
+        # id per deletion) and re-checked against the store, so a re-ingested id comes back.
+        self._deleted: set[str] = set()
+        self._deleted_lock = threading.Lock()
 
     # -- index version -------------------------------------------------------------
     def searcher(self) -> Searcher:
@@ -135,7 +139,7 @@ class QAEngine:
             raise QuestionError(f"k must be between 1 and {self.settings.max_k}")
         searcher = self.searcher()
         language = detect_language(q)
-        hits = searcher.search(self.query_vector(q), q, language, k, filters or Filters())
+        hits = self._search(searcher, q, language, k, filters or Filters())
         threshold = searcher.fusion.abstain_threshold
         answerable = bool(hits) and hits[0].score >= threshold
         return AskResponse(
@@ -146,6 +150,41 @@ class QAEngine:
             index_version=searcher.version,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
         )
+
+    # -- deleted articles ------------------------------------------------------------
+    def forget_article(self, article_id: str) -> None:
+        """Never return this article again, even from an index built before its deletion."""
+        with self._deleted_lock:
+            self._deleted.add(article_id)
+
+    def _excluded(self) -> frozenset[str]:
+        with self._deleted_lock:
+            candidates = list(self._deleted)
+        gone = frozenset(a for a in candidates if self.store.stored_state(a) is None)
+        with self._deleted_lock:
+            self._deleted -= set(candidates) - gone
+        return gone
+
+    def _search(
+        self, searcher: Searcher, q: str, language: str, k: int, filters: Filters
+    ) -> list[Hit]:
+        vec = self.query_vector(q)
+        hits: list[Hit] = []
+        # Each hit is checked against the store as well, so that an article deleted by
+        # another process (the CLI) is caught too; its id joins the set and we search again
+        # so the answer still has k passages.
+        for _ in range(3):
+            hits = searcher.search(vec, q, language, k, filters, exclude_articles=self._excluded())
+            gone = {
+                h.row.chunk.article_id
+                for h in hits
+                if self.store.stored_state(h.row.chunk.article_id) is None
+            }
+            if not gone:
+                return hits
+            with self._deleted_lock:
+                self._deleted |= gone
+        return [h for h in hits if self.store.stored_state(h.row.chunk.article_id) is not None]
 
     def close(self) -> None:
         self.store.close()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(..., description="The question, in French, Spanish or English.")
-    k: int = Field(5, description="How many passages to return.")
+    k: int = Field(5, ge=1, description="How many passages to return (at most the server's max_k).")
     languages: list[str] | None = Field(None, description="Only passages in these languages.")
     outlets: list[str] | None = Field(None, description="Only passages from these outlets.")
     since: date | None = Field(None, description="Only articles published on or after.")
@@ -71,3 +72,67 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+# -- admin ---------------------------------------------------------------------------------
+
+
+class ArticleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(..., max_length=1000)
+    text: str = Field(..., description="Plain text; paragraphs separated by blank lines.")
+    url: HttpUrl | None = None
+    outlet: str | None = Field(None, max_length=200)
+    published: date | None = None
+    language: Literal["fr", "es", "en"] | None = Field(
+        None, description="Declared language, used when detection is unsure."
+    )
+
+
+class IngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    articles: list[ArticleIn] = Field(default_factory=list, max_length=1000)
+    urls: list[HttpUrl] = Field(
+        default_factory=list, max_length=50, description="Pages or feeds to fetch and ingest."
+    )
+
+
+class Rejected(BaseModel):
+    source: str
+    reason: str
+
+
+class IngestOut(BaseModel):
+    stored: int
+    duplicate: int
+    unchanged: int
+    rejected: int
+    total: int
+    reasons: list[Rejected]
+
+
+class DeletedOut(BaseModel):
+    id: str
+    deleted: bool
+
+
+class JobProgress(BaseModel):
+    stage: str | None
+    done: int
+    total: int
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    progress: JobProgress
+    result: dict | None = Field(
+        None, description="On success: version, articles, chunks, encoded, reused, seconds."
+    )
+    error: str | None = None
+    created: float
+    started: float | None
+    finished: float | None

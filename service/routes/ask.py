@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from index.searcher import Filters
+from service.auth import require_ask_key
 from service.deps import EngineDep
+from service.ratelimit import rate_limit_ask
 from service.schemas import AskRequest, AskResponse, ErrorResponse
 
 router = APIRouter(prefix="/v1", tags=["ask"])
@@ -15,9 +17,19 @@ router = APIRouter(prefix="/v1", tags=["ask"])
 @router.post(
     "/ask",
     response_model=AskResponse,
-    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    # Auth before the rate limit: a wrong key must not use up a legitimate client's tokens.
+    dependencies=[Depends(require_ask_key), Depends(rate_limit_ask)],
+    responses={
+        401: {"model": ErrorResponse},
+        403: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+        504: {"model": ErrorResponse},
+    },
 )
-async def ask(body: AskRequest, engine: EngineDep) -> AskResponse:
+async def ask(body: AskRequest, request: Request, engine: EngineDep) -> AskResponse:
     filters = Filters(
         languages=tuple(body.languages or ()),
         outlets=tuple(body.outlets or ()),
@@ -25,4 +37,6 @@ async def ask(body: AskRequest, engine: EngineDep) -> AskResponse:
         until=body.until,
     )
     # Encoding is CPU-bound: keep it off the event loop.
-    return await run_in_threadpool(engine.ask, body.question, body.k, filters)
+    response = await run_in_threadpool(engine.ask, body.question, body.k, filters)
+    request.app.state.metrics.observe_answer(response)
+    return response
