@@ -210,11 +210,75 @@ def quickstart(
 @app.command("eval")
 def eval_(
     eval_set: Annotated[Path | None, typer.Option("--set", help="Eval set JSONL.")] = None,
+    benchmark: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--benchmark",
+            "-b",
+            help="xquad, piaf, xquad-r, eval-set, or all (the eval set and every benchmark). "
+            "Repeatable. Default: the eval set only.",
+        ),
+    ] = None,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Questions per benchmark (per language for xquad-r): N for all, or NAME=N "
+            "for one (e.g. xquad-r=200). Repeatable."
+        ),
+    ] = None,
+    max_docs: Annotated[
+        int | None,
+        typer.Option(help="Shrink benchmark pools to N docs (quick runs; not comparable)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Report dir (default eval/results).")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Dir holding <benchmark>/ folders, e.g. the full xquad-r."),
+    ] = None,
 ) -> None:
-    """Score retrieval on the hand-written eval set."""
-    from eval.run import run_eval_set_cli
+    """Score retrieval (BM25, dense, hybrid) on the eval set and public benchmarks.
 
-    run_eval_set_cli(_settings(), eval_set, console)
+    Indexes are built in temporary dirs; only the model and the embedding cache of
+    AKHBAR_HOME are reused, never its store or index.
+    """
+    from eval.console import skipped, summary_tables
+    from eval.dataset import DEFAULT_EVAL_SET
+    from eval.run import DEFAULT_OUT, EvalOptions, parse_benchmarks, parse_limits, run
+    from service.qa import load_encoder
+
+    try:
+        with_set, benches = parse_benchmarks(benchmark or [])
+        default_limit, limits = parse_limits(limit or [])
+    except ValueError as exc:
+        _fail(str(exc))
+    options = EvalOptions(
+        eval_set=(eval_set or DEFAULT_EVAL_SET) if with_set else None,
+        benchmarks=benches,
+        limit=default_limit,
+        limits=limits,
+        max_docs=max_docs,
+        out=out or DEFAULT_OUT,
+        data_dir=data_dir,
+    )
+    settings = _settings()
+    encoder = load_encoder(settings)
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        report, written = run(settings, options, encoder, progress=progress)
+    for table in summary_tables(report):
+        console.print(table)
+    for line in skipped(report):
+        err.print(f"[yellow]{line}[/yellow]")
+    console.print(
+        f"total {report['wall_s']['total']:.1f} s; wrote "
+        + ", ".join(str(p) for p in written.values())
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point
