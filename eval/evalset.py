@@ -1,0 +1,153 @@
+"""Scoring the hand-written eval set over the bundled sample: retrieval, answer strings,
+abstention and latency, per retriever and per question/passage language slice."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from corpus.language import detect_language
+from eval import metrics as m
+from eval.dataset import EvalItem, qrels_from_items
+from eval.retrieval import MODES, ModeRun, Progress, Query, encode_one_by_one, retrieve
+from index.encoder import Encoder
+from index.searcher import Searcher
+
+K = 10
+RETRIEVAL_METRICS = (
+    "recall@1",
+    "recall@5",
+    "recall@10",
+    "mrr@10",
+    "ndcg@10",
+    "answer_hit@1",
+    "answer_hit@5",
+)
+
+
+def per_query_metrics(
+    run: ModeRun, qrels: m.Qrels, answers: Mapping[str, str]
+) -> dict[str, dict[str, float]]:
+    """metric -> {qid: score} over the answerable questions."""
+    return {
+        "recall@1": m.recall_at_k(run.docs, qrels, 1),
+        "recall@5": m.recall_at_k(run.docs, qrels, 5),
+        "recall@10": m.recall_at_k(run.docs, qrels, 10),
+        "mrr@10": m.mrr_at_k(run.docs, qrels, 10),
+        "ndcg@10": m.ndcg_at_k(run.docs, qrels, 10),
+        "answer_hit@1": m.answer_hit_at_k(run.passages, answers, 1),
+        "answer_hit@5": m.answer_hit_at_k(run.passages, answers, 5),
+    }
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def abstention_at(
+    top_score: Mapping[str, float], unanswerable: Mapping[str, bool], threshold: float
+) -> m.Abstention:
+    # The service abstains when nothing comes back or the best score is under the threshold.
+    abstained = {q: top_score.get(q, -math.inf) < threshold for q in unanswerable}
+    return m.abstention_scores(abstained, unanswerable)
+
+
+def best_threshold(
+    top_score: Mapping[str, float], unanswerable: Mapping[str, bool]
+) -> tuple[float, m.Abstention]:
+    """The threshold with the highest abstention F1 on this set (ties: the lowest, which
+    abstains least). Candidates are the observed top scores, plus one above them all."""
+    finite = sorted({s for s in top_score.values() if math.isfinite(s)})
+    candidates = [*finite, (finite[-1] + 1e-6) if finite else 0.0]
+    best_t, best = candidates[0], abstention_at(top_score, unanswerable, candidates[0])
+    for t in candidates[1:]:
+        scores = abstention_at(top_score, unanswerable, t)
+        if scores.f1 > best.f1 + 1e-12:
+            best_t, best = t, scores
+    return best_t, best
+
+
+def _abstention_dict(a: m.Abstention) -> dict[str, float | int]:
+    return {
+        "precision": a.precision,
+        "recall": a.recall,
+        "f1": a.f1,
+        "tp": a.true_positive,
+        "fp": a.false_positive,
+        "fn": a.false_negative,
+        "support": a.support,
+    }
+
+
+def score_mode(
+    run: ModeRun,
+    items: Sequence[EvalItem],
+    slice_of: Mapping[str, str],
+    encode_s: Mapping[str, float],
+    threshold: float,
+) -> dict[str, Any]:
+    qrels = qrels_from_items(items)
+    answers = {i.id: i.answer for i in items if i.answerable}
+    per_q = per_query_metrics(run, qrels, answers)
+    slices: dict[str, dict[str, Any]] = {}
+    for name, scores in per_q.items():
+        for key, (value, n) in m.aggregate_by_slice(scores, slice_of).items():
+            slices.setdefault(key, {"n": n})[name] = _nan_to_none(value)
+    overall = slices.pop("all")
+
+    unanswerable = {i.id: not i.answerable for i in items}
+    by_lang: dict[str, Any] = {}
+    for lang in sorted({i.language for i in items}):
+        subset = {q: u for q, u in unanswerable.items() if slice_of[q].startswith(f"{lang}→")}
+        by_lang[lang] = _abstention_dict(abstention_at(run.top_score, subset, threshold))
+    t_best, a_best = best_threshold(run.top_score, unanswerable)
+    latency = [encode_s[q] + run.search_s[q] for q in run.search_s]
+    return {
+        "overall": overall,
+        "slices": slices,
+        "abstention": {
+            "threshold": threshold,
+            **_abstention_dict(abstention_at(run.top_score, unanswerable, threshold)),
+            "by_question_language": by_lang,
+            "best_threshold": t_best,
+            "best": _abstention_dict(a_best),
+        },
+        "latency_ms": {k: v * 1000 for k, v in m.latency_percentiles(latency).items()},
+        "search_ms": {k: v * 1000 for k, v in m.latency_percentiles(run.search_s.values()).items()},
+    }
+
+
+def evaluate_eval_set(
+    items: Sequence[EvalItem],
+    searcher: Searcher,
+    encoder: Encoder,
+    article_language: Mapping[str, str],
+    *,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Every question encoded once (timed alone), then searched in all three modes."""
+    queries = [Query(i.id, i.question, detect_language(i.question)) for i in items]
+    vectors, encode_s = encode_one_by_one(encoder, [q.text for q in queries], progress=progress)
+    runs = retrieve(searcher, queries, vectors, k=K, modes=MODES, progress=progress)
+    slice_of = m.language_pair_slices(
+        {i.id: i.language for i in items}, article_language.get, qrels_from_items(items)
+    )
+    encode_by_q = {q.id: float(s) for q, s in zip(queries, encode_s, strict=True)}
+    threshold = searcher.fusion.abstain_threshold
+    detected_ok = sum(q.language == i.language for q, i in zip(queries, items, strict=True))
+    return {
+        "name": "eval-set",
+        "questions": len(items),
+        "answerable": sum(i.answerable for i in items),
+        "unanswerable": sum(not i.answerable for i in items),
+        "language_detection_accuracy": detected_ok / len(items) if items else None,
+        "slice_sizes": dict(sorted(Counter(slice_of.values()).items())),
+        "encode_ms": {k: v * 1000 for k, v in m.latency_percentiles(encode_s.tolist()).items()},
+        "manifest": searcher.manifest,
+        "retrievers": {
+            mode: score_mode(run, items, slice_of, encode_by_q, threshold)
+            for mode, run in runs.items()
+        },
+    }

@@ -1,0 +1,108 @@
+"""Throwaway indexes for evaluation, built through the production pipeline.
+
+Every index lives in a temporary directory. Only two things are shared with the user's
+data home: the built model (read) and the embedding cache (read and filled), so a text is
+never encoded twice across eval runs and `akhbar index`, and the user's store and index
+versions are never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from corpus.models import Article
+from corpus.store import Store
+from eval.benchmarks import Benchmark
+from index.build import ChunkingParams, Progress, build_index
+from index.cache import EmbeddingCache
+from index.encoder import Encoder
+from index.fusion import FusionParams
+from index.searcher import Searcher
+from service.config import Settings
+from service.operations import fusion_params, run_index, run_ingest, sample_corpus_path
+
+# Far above any XQuAD/PIAF paragraph, so one benchmark doc is exactly one chunk and the
+# doc, not a slice of it, is what gets ranked.
+BENCHMARK_MAX_CHARS = 100_000
+
+
+def embedding_cache_path(settings: Settings) -> Path:
+    # Same file run_index opens, so eval and `akhbar index` fill one cache.
+    return settings.cache_dir / "embeddings.sqlite3"
+
+
+def open_cache(settings: Settings, encoder: Encoder) -> EmbeddingCache:
+    return EmbeddingCache(
+        embedding_cache_path(settings),
+        model_key=f"{encoder.name}|{getattr(encoder, 'precision', '')}",
+        dimension=encoder.dimension,
+    )
+
+
+def scratch_settings(user: Settings, home: Path) -> Settings:
+    """The user's settings with ``home`` moved to a scratch dir whose ``models`` and
+    ``cache`` are links to the user's, since Settings derives both paths from ``home``."""
+    home.mkdir(parents=True, exist_ok=True)
+    user.cache_dir.mkdir(parents=True, exist_ok=True)
+    for name, target in (("models", user.models_dir), ("cache", user.cache_dir)):
+        link = home / name
+        if not link.exists():
+            link.symlink_to(target.resolve(), target_is_directory=True)
+    return user.model_copy(update={"home": home})
+
+
+def open_searcher(path: Path, encoder: Encoder) -> Searcher:
+    return Searcher(path, model=encoder.name, dimension=encoder.dimension)
+
+
+def build_sample_index(
+    user: Settings, encoder: Encoder, home: Path, progress: Progress | None = None
+) -> tuple[Searcher, dict[str, str]]:
+    """Ingest and index the bundled sample in ``home``; returns the searcher and the
+    language of every stored article (the passage side of the language slices)."""
+    settings = scratch_settings(user, home)
+    run_ingest(settings, [str(sample_corpus_path())])
+    report = run_index(settings, encoder, progress=progress)
+    with Store(settings.store_path) as store:
+        languages = {a.id: a.language for a in store.iter_articles(include_duplicates=True)}
+    return open_searcher(report.path, encoder), languages
+
+
+def benchmark_articles(bench: Benchmark) -> list[Article]:
+    # No title: embed_text then encodes the paragraph alone, as the benchmark defines it.
+    return [
+        Article(id=doc_id, title="", text=text, language=lang)
+        for doc_id, (text, lang) in bench.docs.items()
+    ]
+
+
+def build_benchmark_index(
+    bench: Benchmark,
+    user: Settings,
+    encoder: Encoder,
+    root: Path,
+    progress: Progress | None = None,
+) -> tuple[Searcher, float]:
+    """Index ``bench.docs`` under ``root``; returns the searcher and the build seconds."""
+    digest = hashlib.sha256()
+    for doc_id, (text, _) in sorted(bench.docs.items()):
+        digest.update(f"{doc_id}\t{text}\n".encode())
+    fusion: FusionParams = fusion_params(user)
+    cache = open_cache(user, encoder)
+    try:
+        report = build_index(
+            benchmark_articles(bench),
+            encoder=encoder,
+            root=root,
+            cache=cache,
+            chunking=ChunkingParams(max_chars=BENCHMARK_MAX_CHARS, overlap_sentences=0),
+            fusion=fusion,
+            exact_max=user.exact_index_max,
+            keep_versions=1,
+            corpus_checksum=digest.hexdigest(),
+            progress=progress,
+        )
+    finally:
+        cache.close()
+    return open_searcher(report.path, encoder), report.seconds

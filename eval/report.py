@@ -1,0 +1,325 @@
+"""Writing a run's results: ``latest.json``, ``latest.md`` and one PNG chart per table.
+
+Names are fixed so the newest results can be committed and diffed run to run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from eval.evalset import RETRIEVAL_METRICS
+from eval.public import METRIC_COLUMNS
+from eval.retrieval import MODES
+
+JSON_NAME = "latest.json"
+MD_NAME = "latest.md"
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return out
+
+
+# --- charts ---------------------------------------------------------------------------
+
+
+def bar_chart(
+    path: Path,
+    title: str,
+    groups: Sequence[str],
+    values: Mapping[str, Sequence[float]],
+    ylabel: str,
+) -> None:
+    """Grouped bars: one group per language pair, one bar per retriever."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(groups))
+    width = 0.8 / max(len(values), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) + 2), 4))
+    for i, (label, ys) in enumerate(values.items()):
+        clean = [0.0 if y is None or math.isnan(y) else y for y in ys]
+        ax.bar(x + (i - (len(values) - 1) / 2) * width, clean, width, label=label)
+    ax.set_xticks(x, groups, rotation=30 if len(groups) > 6 else 0)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def eval_set_chart(result: Mapping[str, Any], out: Path) -> str:
+    slices = [s for s in result["retrievers"]["hybrid"]["slices"] if not s.endswith("→none")]
+    values = {
+        mode: [result["retrievers"][mode]["slices"][s].get("ndcg@10") for s in slices]
+        for mode in result["retrievers"]
+    }
+    name = "eval-set.png"
+    bar_chart(out / name, "Akhbar eval set: nDCG@10 by language pair", slices, values, "nDCG@10")
+    return name
+
+
+def benchmark_chart(bench: Mapping[str, Any], out: Path) -> str | None:
+    tasks = bench["tasks"]
+    if not tasks:
+        return None
+    metric = tasks[0]["metric"]
+    if len(tasks) == 1 and tasks[0]["by_query_language"]:
+        by_lang = tasks[0]["by_query_language"]
+        groups = [f"{lang}→pool" for lang in by_lang]
+        values = {mode: [by_lang[lang][mode][metric] for lang in by_lang] for mode in MODES}
+    else:
+        groups = [t["pair"] for t in tasks]
+        values = {mode: [t["retrievers"][mode][metric] for t in tasks] for mode in MODES}
+    name = f"{bench['name']}.png"
+    bar_chart(out / name, f"{bench['name']}: {metric} by language pair", groups, values, metric)
+    return name
+
+
+# --- markdown -------------------------------------------------------------------------
+
+
+def eval_set_markdown(result: Mapping[str, Any], chart: str | None) -> list[str]:
+    r = result["retrievers"]
+    lines = [
+        "## Akhbar eval set (bundled sample corpus)",
+        "",
+        f"{result['questions']} questions ({result['answerable']} answerable, "
+        f"{result['unanswerable']} unanswerable); retrieval metrics are article-level over "
+        f"the top-10 passages, answerable questions only. Question-language detection "
+        f"accuracy: {_fmt(result['language_detection_accuracy'])}. Latency = one question "
+        f"encoded alone + search, in ms.",
+        "",
+        "### Per retriever",
+        "",
+    ]
+    header = ["retriever", *RETRIEVAL_METRICS, "p50 ms", "p95 ms"]
+    rows = [
+        [
+            mode,
+            *(r[mode]["overall"][k] for k in RETRIEVAL_METRICS),
+            r[mode]["latency_ms"]["p50"],
+            r[mode]["latency_ms"]["p95"],
+        ]
+        for mode in r
+    ]
+    lines += _table(header, rows)
+    lines += ["", "### Abstention (top score < threshold ⇒ abstain)", ""]
+    rows = []
+    for mode in r:
+        a = r[mode]["abstention"]
+        rows.append(
+            [
+                mode,
+                a["threshold"],
+                a["precision"],
+                a["recall"],
+                a["f1"],
+                a["support"],
+                a["best_threshold"],
+                a["best"]["precision"],
+                a["best"]["recall"],
+                a["best"]["f1"],
+            ]
+        )
+    lines += _table(
+        [
+            "retriever",
+            "threshold",
+            "P",
+            "R",
+            "F1",
+            "unanswerable",
+            "best-F1 threshold",
+            "P",
+            "R",
+            "F1",
+        ],
+        rows,
+    )
+    lines += [
+        "",
+        "The manifest threshold applies to the fused (hybrid) score, which is what the "
+        "service uses; dense scores are cosines and lexical scores raw BM25, so their "
+        "best thresholds are on other scales. The best-F1 threshold is a calibration "
+        "suggestion fitted on this set, not a held-out estimate.",
+        "",
+        "### Per language pair (question → gold article)",
+        "",
+    ]
+    rows = []
+    for s in r["hybrid"]["slices"]:
+        if s.endswith("→none"):
+            continue
+        for mode in r:
+            sl = r[mode]["slices"][s]
+            rows.append([s, sl["n"], mode, *(sl[k] for k in RETRIEVAL_METRICS)])
+    lines += _table(["pair", "n", "retriever", *RETRIEVAL_METRICS], rows)
+    if chart:
+        lines += ["", f"![eval set by language pair]({chart})"]
+    return [*lines, ""]
+
+
+def benchmarks_markdown(benches: Sequence[Mapping[str, Any]], charts: Sequence[str]) -> list[str]:
+    lines = [
+        "## Public benchmarks (Wikipedia-derived, not news)",
+        "",
+        "Each benchmark has its own throwaway index built by the production pipeline (one "
+        "doc = one chunk). XQuAD-R's headline metric is mAP@20 over the 11-language pool; "
+        "the others use nDCG@10.",
+        "",
+    ]
+    rows = []
+    for bench in benches:
+        if bench.get("skipped"):
+            lines.append(f"- **{bench['name']} skipped**: {bench['skipped']}")
+            continue
+        for task in bench["tasks"]:
+            for mode in MODES:
+                rv = task["retrievers"][mode]
+                rows.append(
+                    [
+                        task["name"],
+                        task["pair"],
+                        task["docs"],
+                        task["queries"],
+                        mode,
+                        *(rv.get(c) for c in METRIC_COLUMNS),
+                    ]
+                )
+    if rows:
+        if lines[-1] != "":
+            lines.append("")
+        lines += _table(["task", "pair", "docs", "queries", "retriever", *METRIC_COLUMNS], rows)
+    for bench in benches:
+        for task in bench["tasks"]:
+            notes = {k: v for k, v in task["notes"].items() if v is not None}
+            if notes:
+                lines += ["", f"{task['name']} notes: {notes}"]
+            by_lang = task["by_query_language"]
+            if by_lang:
+                metric = task["metric"]
+                lines += ["", f"### {task['name']}: {metric} by question language", ""]
+                lines += _table(
+                    ["question language", "n", *MODES],
+                    [
+                        [lang, v["n"], *(v[mode][metric] for mode in MODES)]
+                        for lang, v in by_lang.items()
+                    ],
+                )
+    lines += [""] + [f"![{c}]({c})" for c in charts]
+    return [*lines, ""]
+
+
+def fusion_markdown(manifest: Mapping[str, Any]) -> list[str]:
+    return [
+        "## Index configuration (sample index manifest)",
+        "",
+        f"- model: `{manifest.get('model')}` (dimension {manifest.get('dimension')})",
+        f"- fusion: `{json.dumps(manifest.get('fusion'))}`",
+        f"- chunking: `{json.dumps(manifest.get('chunking'))}`",
+        f"- dense: `{json.dumps(manifest.get('dense'))}`",
+        f"- counts: `{json.dumps(manifest.get('counts'))}`",
+        "",
+    ]
+
+
+def timings_markdown(report: Mapping[str, Any]) -> list[str]:
+    rows = [[name, secs] for name, secs in report["wall_s"].items()]
+    lines = ["## Wall times (s)", "", *_table(["part", "seconds"], rows), ""]
+    details = []
+    for bench in report["benchmarks"]:
+        for pool, info in bench.get("indexes", {}).items():
+            details.append([f"index {pool}", info["chunks"], info["build_seconds"]])
+        for task in bench["tasks"]:
+            s = task["seconds"]
+            details.append(
+                [f"{task['name']}: encode queries", task["queries"], s["encode_queries"]]
+            )
+            details.append([f"{task['name']}: search ×3 modes", task["queries"], s["search"]])
+    if details:
+        lines += _table(["step", "items", "seconds"], details) + [""]
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any], charts: Mapping[str, str]) -> str:
+    commit = report["commit"]
+    machine = report["machine"]
+    model = report["model"]
+    lines = [
+        "# Akhbar evaluation",
+        "",
+        f"- date: {report['date']}",
+        f"- commit: `{commit.get('hash')}`"
+        + (" (working tree dirty)" if commit.get("dirty") else ""),
+        f"- model: `{model['name']}` on {model.get('device')} ({model.get('precision')})",
+        f"- machine: {machine['cpu']}, {machine['cores']} cores, python {machine['python']}, "
+        f"torch {machine.get('torch')}",
+        f"- load average (1/5/15 min) at start {machine.get('load_average_start')}, "
+        f"at end {machine.get('load_average_end')}: the machine is shared, so wall times "
+        "are upper bounds",
+        f"- options: `{json.dumps(report['options'])}`",
+        "",
+    ]
+    if not report.get("complete", True):
+        lines += ["**Partial report: the run had not finished when this was written.**", ""]
+    eval_set = report.get("eval_set")
+    if eval_set:
+        lines += eval_set_markdown(eval_set, charts.get("eval-set"))
+        lines += fusion_markdown(eval_set["manifest"])
+    if report["benchmarks"]:
+        bench_charts = [c for k, c in charts.items() if k != "eval-set"]
+        lines += benchmarks_markdown(report["benchmarks"], bench_charts)
+    lines += timings_markdown(report)
+    return "\n".join(lines)
+
+
+def _json_safe(value: Any) -> Any:
+    # NaN and inf are not JSON; null keeps the file loadable by any parser.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_report(report: Mapping[str, Any], out: Path) -> dict[str, Path]:
+    """Write JSON, Markdown and charts into ``out``; returns what was written."""
+    out.mkdir(parents=True, exist_ok=True)
+    charts: dict[str, str] = {}
+    if report.get("eval_set"):
+        charts["eval-set"] = eval_set_chart(report["eval_set"], out)
+    for bench in report["benchmarks"]:
+        name = benchmark_chart(bench, out)
+        if name:
+            charts[bench["name"]] = name
+    (out / JSON_NAME).write_text(
+        json.dumps(_json_safe(report), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (out / MD_NAME).write_text(render_markdown(report, charts), encoding="utf-8")
+    written = {"json": out / JSON_NAME, "markdown": out / MD_NAME}
+    written.update({k: out / v for k, v in charts.items()})
+    return written

@@ -1,0 +1,115 @@
+"""Running queries through a ``Searcher`` in each retriever mode, keeping what metrics need."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from index.encoder import Encoder
+from index.searcher import Hit, Mode, Searcher
+
+MODES: tuple[Mode, ...] = ("lexical", "dense", "hybrid")
+Progress = Callable[[str, int, int], None]  # (stage, done, total), as index.build uses
+
+
+@dataclass(frozen=True)
+class Query:
+    id: str
+    text: str
+    language: str  # the language the searcher is told (detected, as the service does)
+
+
+@dataclass
+class ModeRun:
+    """One retriever's answers to every query."""
+
+    mode: str
+    docs: dict[str, list[str]] = field(default_factory=dict)  # ranked, first occurrence
+    passages: dict[str, list[str]] = field(default_factory=dict)  # passage texts, ranked
+    top_score: dict[str, float] = field(default_factory=dict)  # -inf when nothing came back
+    search_s: dict[str, float] = field(default_factory=dict)
+
+
+def ranked_docs(hits: Sequence[Hit]) -> list[str]:
+    """Article ids in rank order; an article's rank is that of its best passage."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for hit in hits:
+        doc = hit.row.chunk.article_id
+        if doc not in seen:
+            seen.add(doc)
+            out.append(doc)
+    return out
+
+
+def encode_batched(
+    encoder: Encoder,
+    texts: Sequence[str],
+    *,
+    batch: int = 64,
+    progress: Progress | None = None,
+    stage: str = "encode queries",
+) -> tuple[np.ndarray, float]:
+    """Query vectors in batches (so a progress bar can move) and the seconds spent."""
+    out = np.zeros((len(texts), encoder.dimension), np.float32)
+    spent = 0.0
+    for start in range(0, len(texts), batch):
+        t0 = time.perf_counter()
+        out[start : start + batch] = encoder.encode_queries(list(texts[start : start + batch]))
+        spent += time.perf_counter() - t0
+        if progress:
+            progress(stage, min(start + batch, len(texts)), len(texts))
+    return out, spent
+
+
+def encode_one_by_one(
+    encoder: Encoder, texts: Sequence[str], *, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors and per-query encode seconds: one call per question, as a user would ask,
+    so the latency is the service's, not a batch's amortised share."""
+    out = np.zeros((len(texts), encoder.dimension), np.float32)
+    seconds = np.zeros(len(texts), np.float64)
+    for i, text in enumerate(texts):
+        t0 = time.perf_counter()
+        out[i] = encoder.encode_queries([text])[0]
+        seconds[i] = time.perf_counter() - t0
+        if progress:
+            progress("encode questions", i + 1, len(texts))
+    return out, seconds
+
+
+def retrieve(
+    searcher: Searcher,
+    queries: Sequence[Query],
+    vectors: np.ndarray,
+    *,
+    k: int,
+    modes: Sequence[Mode] = MODES,
+    progress: Progress | None = None,
+    stage: str = "search",
+) -> dict[str, ModeRun]:
+    """Top-k passages of every query in every mode; each query vector is reused by all modes."""
+    runs = {m: ModeRun(m) for m in modes}
+    total = len(queries) * len(modes)
+    done = 0
+    for query, vec in zip(queries, vectors, strict=True):
+        for mode in modes:
+            t0 = time.perf_counter()
+            hits = searcher.search(vec, query.text, query.language, k, mode=mode)
+            if mode == "lexical":
+                # The searcher pads BM25's list with dense candidates scored 0 (in dense
+                # order); BM25 alone would return nothing for them.
+                hits = [h for h in hits if h.lexical > 0]
+            run = runs[mode]
+            run.search_s[query.id] = time.perf_counter() - t0
+            run.docs[query.id] = ranked_docs(hits)
+            run.passages[query.id] = [h.row.chunk.text for h in hits]
+            run.top_score[query.id] = hits[0].score if hits else -math.inf
+            done += 1
+        if progress:
+            progress(stage, done, total)
+    return runs
