@@ -46,6 +46,9 @@ def create_app(settings: Settings | None = None, engine: QAEngine | None = None)
     )
     metrics = Metrics()
     app.state.settings = settings
+    if engine is not None:
+        # Usable before startup too: test clients that skip the lifespan (schemathesis).
+        app.state.engine = engine
     app.state.metrics = metrics
     app.state.ask_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
     app.state.jobs = JobManager(on_status=lambda s: metrics.rebuild_jobs.labels(s).inc())

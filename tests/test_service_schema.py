@@ -1,0 +1,54 @@
+"""Property-based checks against the app's own OpenAPI schema: no input makes a 5xx."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from service.app import create_app
+from service.qa import QAEngine
+from tests.conftest import make_settings
+
+KEY = "schema-admin-key"
+
+
+@pytest.fixture(scope="module")
+def schema_engine(
+    tmp_path_factory: pytest.TempPathFactory, sample_home: Path, models_dir: Path, encoder
+) -> Iterator[QAEngine]:  # noqa: ANN001
+    # A private copy: authenticated admin calls really ingest and delete.
+    home = tmp_path_factory.mktemp("schema") / "home"
+    shutil.copytree(sample_home, home, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
+    s = make_settings(home, models_dir, admin_key=KEY, rate_limit_per_minute=0, fetch_timeout_s=2.0)
+    engine = QAEngine(s, encoder)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def api_schema(schema_engine: QAEngine):  # -> schemathesis BaseOpenAPISchema
+    app = create_app(schema_engine.settings, schema_engine)
+    # A rebuild is a long background job, exercised in test_service_admin instead.
+    return schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path="/v1/index/rebuild")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_no_server_errors(case) -> None:  # noqa: ANN001
+    response = case.call(headers={"Authorization": f"Bearer {KEY}"})
+    assert response.status_code < 500, (case.method, case.path, response.text[:500])
+    if response.status_code >= 400:
+        assert set(response.json()) == {"error"}
