@@ -181,8 +181,10 @@ def serve(
 
     from index.versions import VersionStore
     from service.app import create_app
+    from service.logs import configure_access_log
 
     settings = _settings()
+    configure_access_log()
     version = VersionStore(settings.index_dir).current_name()
     console.print(
         f"Akhbar on http://{host}:{port}/  (API docs /docs), data {settings.home.resolve()}, "

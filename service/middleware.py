@@ -17,9 +17,10 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.logs import ACCESS_LOGGER
 from service.metrics import Metrics
 
-access_log = logging.getLogger("akhbar.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 log = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -298,3 +298,22 @@ def test_access_log_lines_are_json(client: TestClient, caplog: pytest.LogCapture
 def test_readyz(client: TestClient) -> None:
     body = client.get("/readyz").json()
     assert body["status"] == "ready" and body["chunks"] > 0
+
+
+def test_configure_access_log_writes_plain_json_lines() -> None:
+    import io
+    import json
+    import logging
+
+    from service.logs import ACCESS_LOGGER, configure_access_log
+
+    logger = logging.getLogger(ACCESS_LOGGER)
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    stream = io.StringIO()
+    try:
+        configure_access_log(stream)
+        configure_access_log(stream)  # idempotent
+        logger.info(json.dumps({"status": 200}))
+        assert stream.getvalue().splitlines() == ['{"status": 200}']
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved

@@ -11,10 +11,19 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from service.app import create_app
+from service.config import Settings
 from service.qa import QAEngine
-from tests.conftest import make_settings
 
 KEY = "schema-admin-key"
+
+
+def make_settings(home: Path, models_dir: Path, **overrides) -> Settings:  # noqa: ANN003
+    """Settings for a private home sharing the session's model (as conftest's helper)."""
+    home.mkdir(parents=True, exist_ok=True)
+    link = home / "models"
+    if not link.exists():
+        link.symlink_to(models_dir, target_is_directory=True)
+    return Settings(home=home, precision="fp32", **overrides)
 
 
 @pytest.fixture(scope="module")
