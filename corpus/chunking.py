@@ -20,7 +20,7 @@ _ABBREVIATIONS = frozenset(
 _CLOSERS = "»\"'”’)]"
 _OPENERS = "«\"'“‘([¿¡—–-"
 # Sentence-final punctuation with any closing quotes/brackets after it.
-_END = re.compile(r"[.!?…]+[" + re.escape(_CLOSERS) + r"]*")
+_END = re.compile(r"[.!?…؟]+[" + re.escape(_CLOSERS) + r"]*")
 _WORD_BEFORE = re.compile(r"([\w.'’-]+)$")
 
 
@@ -37,7 +37,8 @@ def _is_abbreviation(text: str, dot_at: int) -> bool:
 
 
 def _starts_sentence(ch: str) -> bool:
-    return ch.isupper() or ch.isdigit() or ch in _OPENERS
+    # Caseless scripts (Arabic) have letters that are neither upper nor lower case.
+    return ch.isupper() or ch.isdigit() or ch in _OPENERS or (ch.isalpha() and not ch.islower())
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
