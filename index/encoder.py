@@ -89,7 +89,7 @@ class SentenceTransformerEncoder:
         prompts = self._model.prompts or {}
         self._query_prompt = "query" if "query" in prompts else None
         self._passage_prompt = next((p for p in ("passage", "document") if p in prompts), None)
-        dim = self._model.get_sentence_embedding_dimension()
+        dim = self._model.get_embedding_dimension()
         if dim is None:
             raise ValueError(f"model {model!r} does not declare its embedding dimension")
         self._dimension = int(dim)

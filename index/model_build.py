@@ -403,7 +403,7 @@ def ensure_builtin_model(models_dir: Path, *, force: bool = False) -> Path:
 
 def _build_into(src: Path, out: Path) -> None:
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     f = read_e5_file(src)
     hf_dir = out / "_hf"
