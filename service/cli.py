@@ -283,6 +283,20 @@ def eval_(
     )
 
 
+@app.command()
+def bench(
+    what: Annotated[
+        list[str] | None,
+        typer.Argument(help="encoders, indexing, latency, scale, peer (default: all)"),
+    ] = None,
+    n: Annotated[int, typer.Option(help="Passages for throughput benchmarks.")] = 64,
+) -> None:
+    """Speed figures, each against a baseline run in the same process or run."""
+    from eval.bench.run import run_benchmarks
+
+    run_benchmarks(_settings(), what or [], n=n, console=console)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
