@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, engine: QAEngine | None = None)
     # so even a 413 or 504 made by the other two is logged and counted.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_s)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, routes=app.router.routes)
 
     install_error_handlers(app)
     app.include_router(health.router)

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from fastapi import HTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.logs import ACCESS_LOGGER
@@ -51,9 +52,10 @@ async def send_json_error(
 class RequestContextMiddleware:
     """Outermost: gives each request an id, then logs and measures it once it is answered."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes  # the app's own list: routes added later are seen too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,8 +81,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - t0
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = self._template(scope)
             self.metrics.observe_request(template, scope["method"], status, elapsed)
             client = scope.get("client")
             access_log.info(
@@ -97,6 +98,13 @@ class RequestContextMiddleware:
                     }
                 )
             )
+
+    def _template(self, scope: Scope) -> str:
+        # The route template, never the raw path: ids in paths would explode label counts.
+        route = scope.get("route")
+        if route is None:  # FastAPI records only its own APIRoutes; match the others here
+            route = next((r for r in self.routes if r.matches(scope)[0] == Match.FULL), None)
+        return getattr(route, "path", None) or "unmatched"
 
 
 class BodyLimitMiddleware:

@@ -29,7 +29,8 @@ def assert_error_shape(resp, status: int) -> dict:  # noqa: ANN001
 
 
 def _client(settings: Settings, engine: QAEngine, **overrides) -> TestClient:  # noqa: ANN003
-    s = settings.model_copy(update=overrides)
+    # Validated again (not model_copy), so that keys become SecretStr as from the env.
+    s = Settings(**{**settings.model_dump(), **overrides})
     return TestClient(create_app(s, engine))
 
 
