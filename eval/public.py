@@ -138,7 +138,7 @@ def evaluate_task(
     }
 
 
-def _run_tasks(
+def run_tasks(
     name: str,
     tasks: Sequence[tuple[Benchmark, str]],
     user: Settings,
@@ -225,7 +225,7 @@ def run_benchmark(
         tasks = load_tasks(name, data_dir, limit, max_docs)
     except FileNotFoundError as exc:
         return {"name": name, "skipped": str(exc), "tasks": []}
-    result = _run_tasks(name, tasks, user, encoder, progress)
+    result = run_tasks(name, tasks, user, encoder, progress)
     result["limit"] = limit
     result["max_docs"] = max_docs
     return result
