@@ -40,6 +40,12 @@ def make_settings(home: Path, models_dir: Path, **overrides) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def settings_for(models_dir: Path):  # -> Callable[..., Settings]
+    """``settings_for(home, **overrides)``: Settings for a test home sharing the model."""
+    return lambda home, **overrides: make_settings(home, models_dir, **overrides)
+
+
+@pytest.fixture(scope="session")
 def sample_home(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, encoder) -> Path:
     """A data home with the bundled sample ingested and indexed (read-only for tests)."""
     from service.operations import run_index, run_ingest, sample_corpus_path
