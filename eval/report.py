@@ -288,6 +288,9 @@ def render_markdown(report: Mapping[str, Any], charts: Mapping[str, str]) -> str
         f"- options: `{json.dumps(report['options'])}`",
         "",
     ]
+    lines += [f"- note: {note}" for note in report.get("notes", [])]
+    if report.get("notes"):
+        lines.append("")
     if not report.get("complete", True):
         lines += ["**Partial report: the run had not finished when this was written.**", ""]
     eval_set = report.get("eval_set")

@@ -243,6 +243,9 @@ def eval_(
     Indexes are built in temporary dirs; only the model and the embedding cache of
     AKHBAR_HOME are reused, never its store or index.
     """
+    import signal
+    import sys
+
     from eval.console import skipped, summary_tables
     from eval.dataset import DEFAULT_EVAL_SET
     from eval.run import DEFAULT_OUT, EvalOptions, parse_benchmarks, parse_limits, run
@@ -264,6 +267,9 @@ def eval_(
     )
     settings = _settings()
     encoder = load_encoder(settings)
+    # A long run stopped with `kill` should still remove its temporary indexes: SystemExit
+    # unwinds the TemporaryDirectory contexts, a bare SIGTERM would not.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     with _progress() as bar:
         tasks: dict[str, int] = {}
 
