@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from corpus.chunking import chunk_article
 from corpus.ingest import ingest
 from corpus.sources import iter_sources
 from corpus.store import Store
+from service.config import Settings
 
 RESULTS_DIR = Path("eval/results/bench")
 
@@ -73,3 +76,34 @@ def write_result(name: str, data: dict, out_dir: Path = RESULTS_DIR) -> Path:
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2, ensure_ascii=False))
     return path
+
+
+def vm_rss_mb() -> float:
+    """Current resident memory (peak RSS hides what a loaded process keeps)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def dir_size_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def percentiles(ms: list[float] | np.ndarray) -> dict[str, float]:
+    arr = np.asarray(ms, np.float64)
+    if arr.size == 0:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
+
+
+def bench_settings(settings: Settings, home: Path, **overrides: object) -> Settings:
+    """``settings`` moved to a scratch ``home`` that links only the built model.
+
+    The embedding cache is deliberately not linked: a benchmark starts from an empty one."""
+    home.mkdir(parents=True, exist_ok=True)
+    link = home / "models"
+    if not link.exists():
+        link.symlink_to(settings.models_dir.resolve(), target_is_directory=True)
+    return settings.model_copy(update={"home": home, **overrides})

@@ -1,15 +1,36 @@
-"""Dispatch for ``akhbar bench``: run the chosen benchmarks and print their tables."""
+"""Dispatch for ``akhbar bench``: run the chosen benchmarks and print their tables.
+
+``akhbar bench`` runs them with their defaults; ``python -m eval.bench.run`` takes the
+knobs too (tiers, sizes, request counts, a work dir that keeps built tiers between runs).
+"""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from eval.bench.common import RESULTS_DIR
 from service.config import Settings
 
 ALL = ("encoders", "indexing", "latency", "scale", "peer")
+
+
+@dataclass
+class BenchOptions:
+    articles: int | None = None  # indexing/peer: first N sample articles (default: all)
+    requests: int = 200  # latency: requests per (workload, concurrency)
+    concurrency: tuple[int, ...] = (1, 8, 32)
+    sizes: tuple[str, ...] = ("sample", "100000")  # latency: "sample" or a tier size
+    tiers: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    exact_max: int | None = None  # scale: override the exact-index threshold (0: HNSW)
+    queries: int = 200  # scale: recall/latency queries; peer: query count
+    work_dir: Path | None = None  # keeps synthetic tiers between runs (else a temp dir)
+    out_dir: Path = RESULTS_DIR
 
 
 def _table(title: str, rows: list[dict], columns: Sequence[str]) -> Table:
@@ -23,11 +44,31 @@ def _table(title: str, rows: list[dict], columns: Sequence[str]) -> Table:
     return t
 
 
-def run_benchmarks(settings: Settings, which: Sequence[str], *, n: int, console: Console) -> None:
+def _encoder(settings: Settings):  # -> SentenceTransformerEncoder, loaded once per run
+    from index.model_build import ensure_builtin_model
+    from service.qa import load_encoder
+
+    ensure_builtin_model(settings.models_dir)
+    return load_encoder(settings)
+
+
+def run_benchmarks(
+    settings: Settings,
+    which: Sequence[str],
+    *,
+    n: int,
+    console: Console,
+    options: BenchOptions | None = None,
+) -> dict[str, dict]:
     unknown = set(which) - set(ALL)
     if unknown:
         raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}; choose from {ALL}")
+    opt = options or BenchOptions()
+    results: dict[str, dict] = {}
+    encoder = None
     for name in which or ALL:
+        if name != "encoders" and encoder is None:
+            encoder = _encoder(settings)
         if name == "encoders":
             from eval.bench.encoders import bench_encoders
 
@@ -46,5 +87,132 @@ def run_benchmarks(settings: Settings, which: Sequence[str], *, n: int, console:
                     ],
                 )
             )
+        elif name == "indexing":
+            from eval.bench.indexing import bench_indexing
+
+            res = bench_indexing(settings, encoder, articles=opt.articles, out_dir=opt.out_dir)
+            _print_indexing(console, res)
+        elif name == "latency":
+            from eval.bench.latency import bench_latency
+
+            res = bench_latency(
+                settings,
+                encoder,
+                sizes=opt.sizes,
+                requests=opt.requests,
+                concurrency=opt.concurrency,
+                work_dir=opt.work_dir,
+                out_dir=opt.out_dir,
+            )
+            _print_latency(console, res)
+        elif name == "scale":
+            from eval.bench.scale import bench_scale
+
+            res = bench_scale(
+                settings,
+                encoder,
+                tiers=opt.tiers,
+                work_dir=opt.work_dir,
+                queries=opt.queries,
+                exact_max=opt.exact_max,
+                out_dir=opt.out_dir,
+            )
+            _print_scale(console, res)
         else:
-            console.print(f"[yellow]{name}: not implemented yet[/yellow]")
+            from eval.bench.peer import bench_peer
+
+            res = bench_peer(
+                settings, encoder, articles=opt.articles, queries=opt.queries, out_dir=opt.out_dir
+            )
+            _print_peer(console, res)
+        results[name] = res
+    return results
+
+
+def _print_indexing(console: Console, res: dict) -> None:
+    row = {
+        "chunks": res["chunks"],
+        "pipeline chunks/s": res["pipeline_chunks_per_s"],
+        "index-only chunks/s": res["index_only_chunks_per_s"],
+        "raw encoder chunks/s": res["raw_chunks_per_s"],
+        "ratio": res["ratio"],
+        "target": f">= {res['target_ratio']}",
+    }
+    console.print(_table("Indexing: `akhbar index` path vs raw encoder", [row], list(row)))
+    inc = res["incremental"]
+    console.print(
+        f"incremental: +{inc['articles_added']} articles -> {inc['encoded']} encoded, "
+        f"{inc['reused']} reused, {inc['seconds']:.2f} s"
+    )
+
+
+def _print_latency(console: Console, res: dict) -> None:
+    cols = ["size", "chunks", "workload", "c", "requests", "errors", "p50_ms", "p95_ms"]
+    cols += ["p99_ms", "qps", "server_took_p50_ms", "server_rss_mb"]
+    console.print(_table("/v1/ask over HTTP (client-side)", res["rows"], cols))
+    console.print(f"targets at 100k: {res['targets_100k']} -> {res['meets_100k']}")
+
+
+def _print_scale(console: Console, res: dict) -> None:
+    cols = ["chunks", "index", "build_s", "index_mb", "rss_loaded_mb", "rss_after_queries_mb"]
+    cols += ["search_p50_ms", "search_p95_ms", "ask_p50_ms", "ask_p95_ms", "recall@10"]
+    console.print(_table("Scale tiers (SYNTHETIC vectors, see note)", res["rows"], cols))
+    console.print(res["note"])
+    for n, parts in res["memory_breakdown"].items():
+        rows = [{"part": k, "mb": v} for k, v in parts["rss_steps_mb"].items()]
+        console.print(
+            _table(f"Resident memory by part, {n} chunks (VmRSS deltas)", rows, ["part", "mb"])
+        )
+    console.print(f"targets: {res['targets']}")
+
+
+def _print_peer(console: Console, res: dict) -> None:
+    if "skipped" in res:
+        console.print(f"[yellow]peer skipped: {res['skipped']}[/yellow]")
+        return
+    rows = [{"side": k, **v} for k, v in res["query_latency"].items()]
+    console.print(_table(f"Query latency vs {res['peer']}", rows, ["side", "p50_ms", "p95_ms"]))
+    console.print(f"indexing seconds: {res['indexing_s']}")
+    console.print(
+        f"txtai index / ours index: {res['indexing_ratio_txtai_over_ours_index']:.2f}; "
+        f"ours ask p50 / txtai: {res['p50_ratio_ours_ask_over_txtai']:.2f}; "
+        f"ours search p50 / txtai: {res['p50_ratio_ours_search_over_txtai']:.2f}"
+    )
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m eval.bench.run", description=__doc__)
+    p.add_argument("what", nargs="*", help=f"any of {', '.join(ALL)} (default: all)")
+    p.add_argument("--n", type=int, default=64, help="encoders: passages")
+    p.add_argument("--articles", type=int, help="indexing/peer: first N sample articles")
+    p.add_argument("--requests", type=int, default=200)
+    p.add_argument("--concurrency", type=_ints, default=(1, 8, 32), help="e.g. 1,8,32")
+    p.add_argument("--sizes", default="sample,100000", help="latency: sample and/or tier sizes")
+    p.add_argument("--tiers", type=_ints, default=(10_000, 100_000, 1_000_000))
+    p.add_argument("--exact-max", type=int, help="scale: exact-index threshold (0: HNSW)")
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--work-dir", type=Path, help="keep built tiers here and reuse them")
+    p.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    a = p.parse_args(argv)
+    opts = BenchOptions(
+        articles=a.articles,
+        requests=a.requests,
+        concurrency=a.concurrency,
+        sizes=tuple(x for x in a.sizes.split(",") if x),
+        tiers=a.tiers,
+        exact_max=a.exact_max,
+        queries=a.queries,
+        work_dir=a.work_dir,
+        out_dir=a.out_dir,
+    )
+    if opts.work_dir:
+        opts.work_dir.mkdir(parents=True, exist_ok=True)
+    run_benchmarks(Settings(), a.what, n=a.n, console=Console(), options=opts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Scale tiers: build time, size on disk, serving memory, latency and recall per size."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from eval.bench.common import RESULTS_DIR, dir_size_mb, run_worker, write_result
+from eval.bench.questions import eval_set_questions
+from eval.bench.server import _env
+from eval.bench.synthetic import (
+    BLOCK,
+    SIGMA,
+    Base,
+    SynthVectors,
+    Tier,
+    ensure_tier,
+    sample_base,
+)
+from index.chunktable import ChunkTable
+from index.dense import DenseIndex, DenseParams
+from index.encoder import Encoder
+from index.versions import read_manifest
+from service.config import Settings
+
+DEFAULT_TIERS = (10_000, 100_000, 1_000_000)
+TARGET_RSS_MB_1M = 1536.0
+TARGET_RECALL = 0.95
+K = 10
+
+
+def recall_at_k(tier: Tier, base: Base, queries: np.ndarray, k: int = K) -> float:
+    """Recall@k of the tier's own dense index against exact fp32 search on the same vectors."""
+    path = Path(tier.home) / "index" / "versions" / tier.version
+    int_ids = ChunkTable(path).int_ids
+    exact = faiss.IndexFlatIP(queries.shape[1])
+    vectors = SynthVectors(base.vectors, tier.sigma, tier.seed)
+    for start in range(0, tier.n, BLOCK):  # block by block: never two copies of 1M x 384
+        exact.add(vectors(np.arange(start, min(start + BLOCK, tier.n), dtype=np.int64)))
+    _, rows = exact.search(queries, k)
+    truth = int_ids[rows]
+    dense = DenseIndex.load(path, DenseParams(**read_manifest(path)["dense"]))
+    _, got = dense.search(queries, k)
+    hits = [len(set(t) & set(g)) for t, g in zip(truth.tolist(), got.tolist(), strict=True)]
+    return float(np.mean(hits) / k)
+
+
+def _worker(mode: str, settings: Settings, questions: list[str]) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8") as fh:
+        json.dump(questions, fh, ensure_ascii=False)
+        fh.flush()
+        return run_worker("eval.bench.scale_worker", mode, fh.name, env=_env(settings))
+
+
+def bench_scale(
+    settings: Settings,
+    encoder: Encoder,
+    *,
+    tiers: Sequence[int] = DEFAULT_TIERS,
+    work_dir: Path | None = None,
+    queries: int = 200,
+    exact_max: int | None = None,
+    base_passages: int | None = None,
+    out_dir: Path = RESULTS_DIR,
+) -> dict:
+    """``exact_max`` overrides the settings' exact threshold (0: HNSW+SQ8 at every tier,
+    to measure the large-corpus index type on tiers that can be built here)."""
+    base = sample_base(settings, encoder, base_passages)
+    questions = eval_set_questions(queries)
+    qvecs = encoder.encode_queries(questions)
+    rows = []
+    breakdowns: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="akhbar-bench-scale-") as tmp:
+        root = work_dir or Path(tmp)
+        for n in tiers:
+            tier = ensure_tier(settings, encoder, base, n, root, exact_max=exact_max)
+            s = tier.settings(settings)
+            served = _worker("serve", s, questions)
+            parts = _worker("breakdown", s, questions)
+            breakdowns[str(n)] = parts
+            rows.append(
+                {
+                    "chunks": tier.chunks,
+                    "index": f"{tier.kind}+{tier.storage}",
+                    "build_s": tier.build_s,
+                    "store_fill_s": tier.store_fill_s,
+                    "index_mb": dir_size_mb(Path(s.index_dir) / "versions" / tier.version),
+                    "store_mb": s.store_path.stat().st_size / 2**20,
+                    "rss_loaded_mb": served["rss_loaded_mb"],
+                    "rss_after_queries_mb": served["rss_after_queries_mb"],
+                    "peak_rss_mb": served["peak_rss_mb"],
+                    "search_p50_ms": served["search"]["p50_ms"],
+                    "search_p95_ms": served["search"]["p95_ms"],
+                    "ask_p50_ms": served["ask"]["p50_ms"],
+                    "ask_p95_ms": served["ask"]["p95_ms"],
+                    f"recall@{K}": recall_at_k(tier, base, qvecs),
+                }
+            )
+    big = [r for r in rows if r["chunks"] >= 1_000_000]
+    result = {
+        "benchmark": "scale",
+        "note": (
+            f"SYNTHETIC tiers: vectors are the {len(base.articles)} real sample passage "
+            f"vectors reused with N(0, {SIGMA}^2) noise per dimension and "
+            "renormalised; texts are the real passages cycled with a reference suffix. "
+            "Queries use the real encoder (eval-set questions). Recall is the tier's own "
+            "dense index against exact fp32 flat search on the same vectors."
+        ),
+        "queries": len(questions),
+        "exact_index_max": settings.exact_index_max if exact_max is None else exact_max,
+        "rows": rows,
+        "memory_breakdown": breakdowns,
+        "targets": {
+            "rss_mb_at_1m": TARGET_RSS_MB_1M,
+            f"recall@{K}": TARGET_RECALL,
+            "met_at_1m": (
+                None
+                if not big
+                else big[0]["rss_after_queries_mb"] <= TARGET_RSS_MB_1M
+                and big[0][f"recall@{K}"] >= TARGET_RECALL
+            ),
+        },
+    }
+    write_result("scale", result, out_dir)
+    return result

@@ -1,0 +1,112 @@
+"""One tier's serving process: its resident memory, and query latency, on its own.
+
+Usage: python -m eval.bench.scale_worker serve|breakdown QUESTIONS_JSON
+(settings come from the AKHBAR_* environment, as for the server)
+
+serve: open the index the way the service does (QAEngine), time searcher-only and full
+asks, report VmRSS after load and after the queries, and peak RSS.
+breakdown: load each part of a version one by one and report the VmRSS each one adds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eval.bench.common import peak_rss_mb, percentiles, vm_rss_mb
+from eval.bench.questions import variant
+
+
+def serve(questions: list[str]) -> dict:
+    from corpus.language import detect_language
+    from service.config import Settings
+    from service.qa import QAEngine
+
+    rss_start = vm_rss_mb()
+    engine = QAEngine(Settings())
+    searcher = engine.searcher()
+    rss_loaded = vm_rss_mb()
+    langs = [detect_language(q) for q in questions]
+    vecs = engine.encoder.encode_queries(questions)  # outside the timing: search only
+    for v, q, lang in zip(vecs[:5], questions, langs, strict=False):
+        searcher.search(v, q, lang, 5)
+    search_ms = []
+    for v, q, lang in zip(vecs, questions, langs, strict=True):
+        t0 = time.perf_counter()
+        searcher.search(v, q, lang, 5)
+        search_ms.append((time.perf_counter() - t0) * 1000)
+    ask_ms = []
+    for i, q in enumerate(questions):
+        # A variant the engine has not seen: the ask includes encoding the question.
+        t0 = time.perf_counter()
+        engine.ask(variant(q, i))
+        ask_ms.append((time.perf_counter() - t0) * 1000)
+    return {
+        "chunks": searcher.count,
+        "rss_start_mb": rss_start,
+        "rss_loaded_mb": rss_loaded,
+        "rss_after_queries_mb": vm_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
+        "search": percentiles(search_ms),
+        "ask": percentiles(ask_ms),
+        "queries": len(questions),
+    }
+
+
+def breakdown() -> dict:
+    import bm25s
+
+    from index.chunktable import ChunkTable
+    from index.dense import DenseIndex, DenseParams
+    from index.lexical import LexicalIndex
+    from index.versions import VersionStore, read_manifest
+    from service.config import Settings
+    from service.qa import load_encoder
+
+    settings = Settings()
+    path = VersionStore(settings.index_dir).current_path()
+    manifest = read_manifest(path)
+    steps: dict[str, float] = {}
+    keep: list[object] = []
+
+    def step(name: str, load) -> None:  # noqa: ANN001 - any zero-argument loader
+        before = vm_rss_mb()
+        keep.append(load())
+        steps[name] = vm_rss_mb() - before
+
+    steps["interpreter_and_imports"] = vm_rss_mb()
+    step("encoder (model weights, torch)", lambda: load_encoder(settings))
+    step("dense (FAISS index)", lambda: DenseIndex.load(path, DenseParams(**manifest["dense"])))
+    bm25_dir = path / LexicalIndex.DIRNAME
+    step("lexical: bm25s arrays", lambda: bm25s.BM25.load(str(bm25_dir), show_progress=False))
+    step(
+        "lexical: vocab dict (json)",
+        lambda: json.loads((bm25_dir / "akhbar_vocab.json").read_text()),
+    )
+    step("chunk table (arrays + _row_of dict)", lambda: ChunkTable(path))
+    table = keep[-1]
+    # The _row_of dict alone: the same dict built again, as ChunkTable builds it.
+    step(
+        "  of which _row_of dict (int -> row)",
+        lambda: {int(i): r for r, i in enumerate(table.int_ids)},
+    )
+    steps["total_after_load"] = vm_rss_mb()
+    files = {p.name: p.stat().st_size / 2**20 for p in sorted(path.iterdir()) if p.is_file()}
+    files["bm25/"] = sum(p.stat().st_size for p in bm25_dir.iterdir()) / 2**20
+    return {"rss_steps_mb": steps, "files_mb": files, "chunks": manifest["counts"]["chunks"]}
+
+
+def main() -> None:
+    mode, questions_path = sys.argv[1], Path(sys.argv[2])
+    questions = json.loads(questions_path.read_text(encoding="utf-8"))
+    out = serve(questions) if mode == "serve" else breakdown()
+    out["numpy"] = np.__version__
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
