@@ -46,13 +46,15 @@ def bench_indexing(
     encoder: Encoder,
     *,
     articles: int | None = None,
+    increment: int = INCREMENT,
     out_dir: Path = RESULTS_DIR,
 ) -> dict:
     """``articles``: the first N articles of the sample's JSONL (default: all but the last
-    10, plus the seed page; the last 10 are what the incremental update adds)."""
+    ``increment``, plus the seed page); the next ``increment`` are what the incremental
+    update adds."""
     sample = sample_corpus_path()
     total = sum(1 for line in (sample / JSONL).read_text(encoding="utf-8").splitlines() if line)
-    first = min(articles, total - INCREMENT) if articles else total - INCREMENT
+    first = min(articles, total - increment) if articles else total - increment
     with tempfile.TemporaryDirectory(prefix="akhbar-bench-index-") as tmp:
         tmp_path = Path(tmp)
         s = bench_settings(settings, tmp_path / "home")
@@ -75,7 +77,7 @@ def bench_indexing(
         raw_s = time.perf_counter() - t3
 
         added = tmp_path / "added.jsonl"
-        n_added = write_slice(sample / JSONL, added, first, first + INCREMENT)
+        n_added = write_slice(sample / JSONL, added, first, first + increment)
         t4 = time.perf_counter()
         run_ingest(s, [str(added)])
         inc = run_index(s, encoder)

@@ -1,0 +1,149 @@
+"""Smoke tests of the performance benchmarks at tiny sizes: they run end to end, write
+their JSON, and report finite positive figures. Speed itself is never asserted: these run
+on shared, noisy machines."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval.bench.questions import QUESTIONS, Workload
+from service.config import Settings
+
+
+def _positive(x: float) -> bool:
+    return isinstance(x, float | int) and math.isfinite(x) and x > 0
+
+
+def _written(out: Path, name: str) -> dict:
+    data = json.loads((out / f"{name}.json").read_text())
+    assert data["benchmark"] == name and "machine" in data
+    return data
+
+
+def test_workload_mixes_repeats_and_never_repeats_distinct() -> None:
+    w = Workload(seed=1)
+    distinct = w.distinct(100)
+    mixed = w.mixed(200)
+    assert len(set(distinct)) == 100 and not set(distinct) & set(mixed)
+    repeats = sum(q in QUESTIONS for q in mixed)
+    assert 0 < repeats < 200
+    assert len(QUESTIONS) >= 40
+
+
+def test_synthetic_vectors_are_deterministic_and_near_their_source() -> None:
+    from eval.bench.synthetic import SynthVectors
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((7, 384)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    rows = np.array([3, 70_000, 10, 40_000], np.int64)
+    a = SynthVectors(base, 0.015, 0)(rows)
+    b = SynthVectors(base, 0.015, 0)(rows[::-1])[::-1]
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    cos = np.sum(a * base[rows % 7], axis=1)
+    assert np.all(cos > 0.9) and np.all(cos < 0.999)
+
+
+def test_indexing_smoke(settings_for, encoder, tmp_path: Path) -> None:
+    from eval.bench.indexing import bench_indexing
+
+    settings = settings_for(tmp_path / "user")
+    res = bench_indexing(settings, encoder, articles=3, increment=2, out_dir=tmp_path / "out")
+    data = _written(tmp_path / "out", "indexing")
+    assert data["chunks"] == res["chunks"] > 0 and data["encoded"] == data["chunks"]
+    for key in ("pipeline_chunks_per_s", "raw_chunks_per_s", "ratio"):
+        assert _positive(data[key])
+    inc = data["incremental"]
+    assert inc["articles_added"] == 2 and inc["encoded"] > 0
+    # Nothing from the first build is encoded again.
+    assert inc["reused"] >= data["chunks"] - 2 and inc["encoded"] + inc["reused"] == inc["chunks"]
+
+
+def test_latency_smoke_on_sample_index(
+    sample_settings: Settings, encoder, engine, tmp_path: Path
+) -> None:
+    from eval.bench.latency import bench_latency
+
+    bench_latency(
+        sample_settings,
+        encoder,
+        sizes=("sample",),
+        requests=10,
+        concurrency=(1, 4),
+        engine=engine,
+        out_dir=tmp_path,
+    )
+    data = _written(tmp_path, "latency")
+    rows = data["rows"]
+    assert {(r["workload"], r["c"]) for r in rows} == {
+        (w, c) for w in ("mixed", "distinct") for c in (1, 4)
+    }
+    for r in rows:
+        assert r["requests"] == 10 and r["errors"] == 0 and r["chunks"] > 0
+        for key in ("p50_ms", "p95_ms", "p99_ms", "qps", "server_took_p50_ms", "server_rss_mb"):
+            assert _positive(r[key]), (key, r)
+        assert r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"]
+
+
+def test_scale_smoke_2k_tier(sample_settings: Settings, encoder, tmp_path: Path) -> None:
+    from eval.bench.scale import bench_scale
+    from eval.bench.synthetic import ensure_tier, sample_base
+
+    # exact_max=0 forces HNSW+SQ8, the index type of large tiers, so recall means something.
+    # The sample's cache (read-only here) already holds the base passages' vectors.
+    res = bench_scale(
+        sample_settings,
+        encoder,
+        tiers=(2000,),
+        work_dir=tmp_path / "work",
+        queries=20,
+        exact_max=0,
+        out_dir=tmp_path,
+    )
+    data = _written(tmp_path, "scale")
+    (row,) = data["rows"]
+    assert row["chunks"] == 2000 and row["index"] == "hnsw+sq8"
+    for key in ("build_s", "index_mb", "rss_loaded_mb", "search_p50_ms", "ask_p50_ms"):
+        assert _positive(row[key]), key
+    assert 0 < row["recall@10"] <= 1
+    steps = data["memory_breakdown"]["2000"]["rss_steps_mb"]
+    assert _positive(steps["total_after_load"])
+    # A second run reuses the built tier instead of building it again.
+    base = sample_base(sample_settings, encoder)
+    again = ensure_tier(sample_settings, encoder, base, 2000, tmp_path / "work", exact_max=0)
+    assert again.build_s == row["build_s"] and res["rows"][0] == row
+
+
+def test_peer_smoke(settings_for, encoder, tmp_path: Path) -> None:
+    pytest.importorskip("txtai")
+    from eval.bench.peer import bench_peer
+
+    settings = settings_for(tmp_path / "user")
+    bench_peer(settings, encoder, articles=3, queries=5, out_dir=tmp_path / "out")
+    data = _written(tmp_path / "out", "peer")
+    assert data["chunks"] == data["peer_chunks"] > 0
+    for side in ("txtai_search", "ours_ask", "ours_search"):
+        assert _positive(data["query_latency"][side]["p50_ms"])
+    assert _positive(data["indexing_ratio_txtai_over_ours_index"])
+
+
+def test_cli_options_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eval.bench import run
+
+    with pytest.raises(SystemExit):
+        run.run_benchmarks(Settings(), ["nope"], n=1, console=None)
+    seen = {}
+    monkeypatch.setattr(
+        run,
+        "run_benchmarks",
+        lambda settings, which, *, n, console, options: seen.update(which=which, options=options),
+    )
+    run.main(["scale", "--tiers", "10000,100000", "--exact-max", "0", "--sizes", "sample"])
+    assert seen["which"] == ["scale"] and seen["options"].tiers == (10_000, 100_000)
+    assert seen["options"].exact_max == 0 and seen["options"].sizes == ("sample",)
