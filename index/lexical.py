@@ -43,6 +43,27 @@ class LexicalIndex:
             scores = np.where(mask, scores, 0.0)
         return np.asarray(scores, np.float32)
 
+    def scores_in_passage_language(
+        self,
+        query: str,
+        row_languages: np.ndarray,
+        languages: Sequence[str],
+        mask: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """BM25 of every chunk, the query analysed in each chunk's own language.
+
+        ``row_languages`` holds per-row indices into ``languages``. Chunks were stemmed
+        with their language's stemmer; stemming the question the same way lets names,
+        numbers and cognates meet across languages."""
+        out = np.zeros(len(row_languages), np.float32)
+        for code, language in enumerate(languages):
+            rows = row_languages == code
+            if rows.any():
+                out[rows] = self.scores(query, language)[rows]
+        if mask is not None:
+            out = np.where(mask, out, 0.0)
+        return out
+
     def save(self, directory: Path) -> None:
         out = directory / self.DIRNAME
         self._bm25.save(str(out), show_progress=False)

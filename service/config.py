@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     encode_batch_size: int = Field(32, ge=1, le=1024)
 
     lexical_weight: float = Field(
-        0.1, ge=0, le=1, description="Bounded BM25 bonus added to the cosine (see index/fusion)."
+        0.05, ge=0, le=1, description="Bounded BM25 bonus added to the cosine (see index/fusion)."
     )
     abstain_threshold: float = Field(
         0.0, description="Best fused score under which the answer is 'not in the corpus'."

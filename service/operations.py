@@ -11,10 +11,10 @@ from corpus.models import IngestReport
 from corpus.sources import iter_sources
 from corpus.sources.fetch import Fetcher
 from corpus.store import Store
-from index.build import BuildReport, ChunkingParams, Progress, build_index
-from index.cache import EmbeddingCache
+from index.build import BuildReport, ChunkingParams, Progress
 from index.encoder import Encoder
 from index.fusion import FusionParams
+from index.local import LocalIndex
 from service.config import Settings
 
 
@@ -54,6 +54,18 @@ def run_ingest(
             store.close()
 
 
+def local_index(settings: Settings, encoder: Encoder) -> LocalIndex:
+    return LocalIndex(
+        settings.index_dir,
+        encoder,
+        cache_path=settings.cache_dir / "embeddings.sqlite3",
+        chunking=chunking_params(settings),
+        fusion=fusion_params(settings),
+        exact_max=settings.exact_index_max,
+        keep_versions=settings.keep_versions,
+    )
+
+
 def run_index(
     settings: Settings,
     encoder: Encoder,
@@ -63,25 +75,10 @@ def run_index(
 ) -> BuildReport:
     own = store is None
     store = store or Store(settings.store_path)
-    cache = EmbeddingCache(
-        settings.cache_dir / "embeddings.sqlite3",
-        model_key=f"{encoder.name}|{getattr(encoder, 'precision', '')}",
-        dimension=encoder.dimension,
-    )
     try:
-        return build_index(
-            store.iter_articles(),
-            encoder=encoder,
-            root=settings.index_dir,
-            cache=cache,
-            chunking=chunking_params(settings),
-            fusion=fusion_params(settings),
-            exact_max=settings.exact_index_max,
-            keep_versions=settings.keep_versions,
-            corpus_checksum=store.checksum(),
-            progress=progress,
+        return local_index(settings, encoder).build(
+            store.iter_articles(), corpus_checksum=store.checksum(), progress=progress
         )
     finally:
-        cache.close()
         if own:
             store.close()

@@ -7,16 +7,17 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from corpus.language import detect_language
 from corpus.store import Store
+from index.base import IndexBackend, IndexReader
 from index.encoder import Encoder, SentenceTransformerEncoder
-from index.searcher import Filters, Hit, Searcher
-from index.versions import VersionStore
+from index.searcher import Filters, Hit
+from index.versions import NoIndexError
 from service.config import Settings
+from service.operations import local_index
 from service.schemas import AskResponse, Citation, Highlight, Passage
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class QueryEmbeddingCache:
 @dataclass
 class _Loaded:
     name: str
-    searcher: Searcher
+    searcher: IndexReader
 
 
 class QAEngine:
@@ -79,7 +80,7 @@ class QAEngine:
         self.settings = settings
         self.encoder = encoder or load_encoder(settings)
         self.store = Store(settings.store_path)
-        self.versions = VersionStore(settings.index_dir)
+        self.index: IndexBackend = local_index(settings, self.encoder)
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
         self._qcache = QueryEmbeddingCache()
@@ -89,8 +90,8 @@ class QAEngine:
         self._deleted_lock = threading.Lock()
 
     # -- index version -------------------------------------------------------------
-    def searcher(self) -> Searcher:
-        name = self.versions.current_name()
+    def searcher(self) -> IndexReader:
+        name = self.index.current_version()
         loaded = self._loaded
         if loaded is not None and loaded.name == name:
             return loaded.searcher
@@ -98,8 +99,12 @@ class QAEngine:
             loaded = self._loaded
             if loaded is not None and loaded.name == name:
                 return loaded.searcher
-            path: Path = self.versions.current_path()
-            searcher = Searcher(path, model=self.encoder.name, dimension=self.encoder.dimension)
+            if name is None:
+                raise NoIndexError(
+                    f"no index in {self.settings.index_dir}: run `akhbar index` "
+                    "(after `akhbar ingest`)"
+                )
+            searcher = self.index.open(name)
             log.info("serving index version %s (%d chunks)", searcher.version, searcher.count)
             # The old searcher is left to the garbage collector: requests still holding
             # it finish on the version they started with.
@@ -166,7 +171,7 @@ class QAEngine:
         return gone
 
     def _search(
-        self, searcher: Searcher, q: str, language: str, k: int, filters: Filters
+        self, searcher: IndexReader, q: str, language: str, k: int, filters: Filters
     ) -> list[Hit]:
         vec = self.query_vector(q)
         hits: list[Hit] = []
