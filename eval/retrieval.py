@@ -108,7 +108,8 @@ def retrieve(
             run.search_s[query.id] = time.perf_counter() - t0
             run.docs[query.id] = ranked_docs(hits)
             run.passages[query.id] = [h.row.chunk.text for h in hits]
-            run.top_score[query.id] = hits[0].score if hits else -math.inf
+            # The service's abstention rule reads the top passage's cosine (service/qa.py).
+            run.top_score[query.id] = hits[0].dense if hits else -math.inf
             done += 1
         if progress:
             progress(stage, done, total)

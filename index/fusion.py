@@ -27,7 +27,7 @@ class FusionParams:
     method: str = "dense+bounded-bm25(passage-language analysis)"
     lexical_weight: float = 0.05
     candidates: int = 100
-    abstain_threshold: float = 0.0  # fused score below which the answer is "not found"
+    abstain_threshold: float = 0.0  # top passage cosine below which: "not in the corpus"
 
     def to_dict(self) -> dict:
         return asdict(self)

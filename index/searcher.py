@@ -63,7 +63,10 @@ class Searcher:
                     raise IndexIntegrityError(
                         f"index {self.version}: {name} does not match its manifest checksum"
                     )
-        self.fusion = FusionParams(**manifest["fusion"])
+        # Fusion is query-time only: an index recorded with older fusion fields still
+        # opens, and is searched with the fields this version knows.
+        known = FusionParams.__dataclass_fields__
+        self.fusion = FusionParams(**{k: v for k, v in manifest["fusion"].items() if k in known})
         self.dense = DenseIndex.load(path, DenseParams(**manifest["dense"]))
         self.lexical = LexicalIndex.load(path)
         self.table = ChunkTable(path)

@@ -146,7 +146,9 @@ class QAEngine:
         language = detect_language(q)
         hits = self._search(searcher, q, language, k, filters or Filters())
         threshold = searcher.fusion.abstain_threshold
-        answerable = bool(hits) and hits[0].score >= threshold
+        # The cosine, not the fused score: the BM25 bonus says "shares words", which
+        # unanswerable near-miss questions do as well.
+        answerable = bool(hits) and hits[0].dense >= threshold
         return AskResponse(
             question=question,
             question_language=language,
