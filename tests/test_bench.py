@@ -113,7 +113,7 @@ def test_scale_smoke_2k_tier(sample_settings: Settings, encoder, tmp_path: Path)
         assert _positive(row[key]), key
     assert 0 < row["recall@10"] <= 1
     steps = data["memory_breakdown"]["2000"]["rss_steps_mb"]
-    assert _positive(steps["total_after_load"])
+    assert _positive(steps["index_parts_total"])
     # A second run reuses the built tier instead of building it again.
     base = sample_base(sample_settings, encoder)
     again = ensure_tier(sample_settings, encoder, base, 2000, tmp_path / "work", exact_max=0)

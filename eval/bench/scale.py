@@ -82,6 +82,11 @@ def bench_scale(
             s = tier.settings(settings)
             served = _worker("serve", s, questions)
             parts = _worker("breakdown", s, questions)
+            steps = parts["rss_steps_mb"]
+            # What the index parts do not explain: torch, the model, the store, the app.
+            steps["encoder, torch and the rest (serve RSS - index parts)"] = (
+                served["rss_loaded_mb"] - steps["index_parts_total"]
+            )
             breakdowns[str(n)] = parts
             rows.append(
                 {

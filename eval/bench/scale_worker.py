@@ -15,8 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from eval.bench.common import peak_rss_mb, percentiles, vm_rss_mb
 from eval.bench.questions import variant
 
@@ -65,7 +63,6 @@ def breakdown() -> dict:
     from index.lexical import LexicalIndex
     from index.versions import VersionStore, read_manifest
     from service.config import Settings
-    from service.qa import load_encoder
 
     settings = Settings()
     path = VersionStore(settings.index_dir).current_path()
@@ -78,8 +75,9 @@ def breakdown() -> dict:
         keep.append(load())
         steps[name] = vm_rss_mb() - before
 
+    # No encoder here (its share is the serve run's loaded RSS minus these parts), so
+    # this process stays cheap and torch's own allocations do not blur the deltas.
     steps["interpreter_and_imports"] = vm_rss_mb()
-    step("encoder (model weights, torch)", lambda: load_encoder(settings))
     step("dense (FAISS index)", lambda: DenseIndex.load(path, DenseParams(**manifest["dense"])))
     bm25_dir = path / LexicalIndex.DIRNAME
     step("lexical: bm25s arrays", lambda: bm25s.BM25.load(str(bm25_dir), show_progress=False))
@@ -88,13 +86,13 @@ def breakdown() -> dict:
         lambda: json.loads((bm25_dir / "akhbar_vocab.json").read_text()),
     )
     step("chunk table (arrays + _row_of dict)", lambda: ChunkTable(path))
+    steps["index_parts_total"] = vm_rss_mb() - steps["interpreter_and_imports"]
     table = keep[-1]
     # The _row_of dict alone: the same dict built again, as ChunkTable builds it.
     step(
         "  of which _row_of dict (int -> row)",
         lambda: {int(i): r for r, i in enumerate(table.int_ids)},
     )
-    steps["total_after_load"] = vm_rss_mb()
     files = {p.name: p.stat().st_size / 2**20 for p in sorted(path.iterdir()) if p.is_file()}
     files["bm25/"] = sum(p.stat().st_size for p in bm25_dir.iterdir()) / 2**20
     return {"rss_steps_mb": steps, "files_mb": files, "chunks": manifest["counts"]["chunks"]}
@@ -104,7 +102,6 @@ def main() -> None:
     mode, questions_path = sys.argv[1], Path(sys.argv[2])
     questions = json.loads(questions_path.read_text(encoding="utf-8"))
     out = serve(questions) if mode == "serve" else breakdown()
-    out["numpy"] = np.__version__
     print(json.dumps(out))
 
 
