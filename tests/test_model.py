@@ -149,3 +149,26 @@ def test_bad_source_file_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"NOPE" + b"\0" * 64)
     with pytest.raises(ModelFormatError, match="bad magic"):
         read_e5_file(bad)
+
+
+def test_fast_question_path_matches_model(models_dir: Path, encoder) -> None:
+    from index.encoder import SentenceTransformerEncoder
+
+    fast = SentenceTransformerEncoder(
+        "builtin:multilingual-e5-small",
+        models_dir=models_dir,
+        precision="fp32",
+        fast_queries=True,
+    )
+    questions = [
+        "Quelle capacité pour le data center de Dakhla ?",
+        "¿Qué empresa firmó con Marruecos?",
+        "Who launched the Dragon capsule?",
+        "ما هي عاصمة المغرب؟",
+    ]
+    for q in questions:
+        cos = float(fast.encode_queries([q])[0] @ encoder.encode_queries([q])[0])
+        assert cos >= 0.99, (q, cos)
+    # Batches (indexing, eval) stay on the model itself.
+    batch = questions * 2
+    assert np.allclose(fast.encode_queries(batch), encoder.encode_queries(batch), atol=1e-5)
