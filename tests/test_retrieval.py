@@ -1,0 +1,51 @@
+"""Retrieval behaviour on the real sample index: highlight, filters, abstention, modes."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from index.searcher import Filters
+
+
+def test_highlight_marks_the_answer_sentence(engine) -> None:
+    res = engine.ask("Quelle capacité pour le data center de Dakhla ?", 3)
+    top = res.passages[0]
+    sentence = top.text[top.highlight.start : top.highlight.end]
+    assert "500 MW" in sentence
+    assert 0 <= top.highlight.start < top.highlight.end <= len(top.text)
+
+
+def test_cross_lingual_question_finds_french_answer(engine) -> None:
+    res = engine.ask("What capacity is planned for the Dakhla data center?", 3)
+    assert res.question_language == "en"
+    assert any("500 MW" in p.text for p in res.passages)
+
+
+def test_language_filter(engine) -> None:
+    res = engine.ask("trafic maritime Tanger", 5, Filters(languages=("es",)))
+    assert res.passages and all(p.language == "es" for p in res.passages)
+    assert "Tánger Med" in res.passages[0].text
+
+
+def test_outlet_and_date_filters(engine) -> None:
+    res = engine.ask("intelligence artificielle", 5, Filters(outlets=("les eco",)))
+    assert res.passages and all(p.citation.outlet == "Les ECO" for p in res.passages)
+    res = engine.ask("élections", 5, Filters(since=date(2012, 7, 1), until=date(2012, 8, 31)))
+    assert res.passages
+    for p in res.passages:
+        assert p.citation.published is not None
+        assert date(2012, 7, 1) <= p.citation.published <= date(2012, 8, 31)
+    assert engine.ask("élections", 5, Filters(since=date(2030, 1, 1))).passages == []
+
+
+def test_abstains_off_topic_and_answers_on_topic(engine) -> None:
+    assert engine.ask("Quelle capacité pour le data center de Dakhla ?", 3).answerable
+    off = engine.ask("Quelle est la meilleure recette de gâteau au chocolat sans gluten ?", 3)
+    assert not off.answerable
+    assert off.passages  # still shown, marked as not answering
+
+
+def test_no_duplicate_passages(engine) -> None:
+    res = engine.ask("Akhannouch sport", 10)
+    texts = [" ".join(p.text.split()).casefold() for p in res.passages]
+    assert len(texts) == len(set(texts))
