@@ -27,7 +27,7 @@ class DenseParams:
     storage: str = "fp32"  # "fp32" | "sq8" | "fp16"
     hnsw_m: int = 32
     ef_construction: int = 200
-    ef_search: int = 128
+    ef_search: int = 256
 
     @classmethod
     def for_size(cls, n: int, exact_max: int) -> DenseParams:

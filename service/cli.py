@@ -289,18 +289,17 @@ def eval_(
     )
 
 
-@app.command()
-def bench(
-    what: Annotated[
-        list[str] | None,
-        typer.Argument(help="encoders, indexing, latency, scale, peer (default: all)"),
-    ] = None,
-    n: Annotated[int, typer.Option(help="Passages for throughput benchmarks.")] = 64,
-) -> None:
-    """Speed figures, each against a baseline run in the same process or run."""
-    from eval.bench.run import run_benchmarks
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Speed figures against same-run baselines: encoders, indexing, latency, scale, peer.
 
-    run_benchmarks(_settings(), what or [], n=n, console=console)
+    Options are those of `python -m eval.bench.run` (try `akhbar bench --help`)."""
+    from eval.bench.run import main as bench_main
+
+    bench_main(list(ctx.args))
 
 
 def main() -> None:  # pragma: no cover - console entry point

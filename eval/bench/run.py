@@ -185,7 +185,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m eval.bench.run", description=__doc__)
+    p = argparse.ArgumentParser(prog="akhbar bench", description=__doc__)
     p.add_argument("what", nargs="*", help=f"any of {', '.join(ALL)} (default: all)")
     p.add_argument("--n", type=int, default=64, help="encoders: passages")
     p.add_argument("--articles", type=int, help="indexing/peer: first N sample articles")
