@@ -91,7 +91,7 @@ def test_latency_smoke_on_sample_index(
         assert r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"]
 
 
-def test_scale_smoke_2k_tier(sample_settings: Settings, encoder, tmp_path: Path) -> None:
+def test_scale_smoke_small_tier(sample_settings: Settings, encoder, tmp_path: Path) -> None:
     from eval.bench.scale import bench_scale
     from eval.bench.synthetic import ensure_tier, sample_base
 
@@ -100,7 +100,7 @@ def test_scale_smoke_2k_tier(sample_settings: Settings, encoder, tmp_path: Path)
     res = bench_scale(
         sample_settings,
         encoder,
-        tiers=(2000,),
+        tiers=(600,),
         work_dir=tmp_path / "work",
         queries=20,
         exact_max=0,
