@@ -108,15 +108,15 @@ def test_scale_smoke_small_tier(sample_settings: Settings, encoder, tmp_path: Pa
     )
     data = _written(tmp_path, "scale")
     (row,) = data["rows"]
-    assert row["chunks"] == 2000 and row["index"] == "hnsw+sq8"
+    assert row["chunks"] == 600 and row["index"] == "hnsw+sq8"
     for key in ("build_s", "index_mb", "rss_loaded_mb", "search_p50_ms", "ask_p50_ms"):
         assert _positive(row[key]), key
     assert 0 < row["recall@10"] <= 1
-    steps = data["memory_breakdown"]["2000"]["rss_steps_mb"]
+    steps = data["memory_breakdown"]["600"]["rss_steps_mb"]
     assert _positive(steps["index_parts_total"])
     # A second run reuses the built tier instead of building it again.
     base = sample_base(sample_settings, encoder)
-    again = ensure_tier(sample_settings, encoder, base, 2000, tmp_path / "work", exact_max=0)
+    again = ensure_tier(sample_settings, encoder, base, 600, tmp_path / "work", exact_max=0)
     assert again.build_s == row["build_s"] and res["rows"][0] == row
 
 
