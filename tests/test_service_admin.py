@@ -16,15 +16,6 @@ from service.qa import QAEngine
 KEY = "admin-key-for-tests"
 
 
-def make_settings(home: Path, models_dir: Path, **overrides) -> Settings:  # noqa: ANN003
-    """Settings for a private home sharing the session's model (as conftest's helper)."""
-    home.mkdir(parents=True, exist_ok=True)
-    link = home / "models"
-    if not link.exists():
-        link.symlink_to(models_dir, target_is_directory=True)
-    return Settings(home=home, precision="fp32", **overrides)
-
-
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 NEW_ARTICLES = [
@@ -54,8 +45,8 @@ TARFAYA_Q = "Quelle surface pour la ferme d'algues de Tarfaya ?"
 
 
 @pytest.fixture
-def admin(fresh_home: Path, models_dir: Path, encoder) -> Iterator[TestClient]:  # noqa: ANN001
-    settings: Settings = make_settings(fresh_home, models_dir, admin_key=KEY)
+def admin(fresh_home: Path, settings_for, encoder) -> Iterator[TestClient]:  # noqa: ANN001
+    settings: Settings = settings_for(fresh_home, admin_key=KEY)
     engine = QAEngine(settings, encoder)
     try:
         with TestClient(create_app(settings, engine)) as client:

@@ -17,23 +17,14 @@ from service.qa import QAEngine
 KEY = "schema-admin-key"
 
 
-def make_settings(home: Path, models_dir: Path, **overrides) -> Settings:  # noqa: ANN003
-    """Settings for a private home sharing the session's model (as conftest's helper)."""
-    home.mkdir(parents=True, exist_ok=True)
-    link = home / "models"
-    if not link.exists():
-        link.symlink_to(models_dir, target_is_directory=True)
-    return Settings(home=home, precision="fp32", **overrides)
-
-
 @pytest.fixture(scope="module")
 def schema_engine(
-    tmp_path_factory: pytest.TempPathFactory, sample_home: Path, models_dir: Path, encoder
+    tmp_path_factory: pytest.TempPathFactory, sample_home: Path, settings_for, encoder
 ) -> Iterator[QAEngine]:  # noqa: ANN001
     # A private copy: authenticated admin calls really ingest and delete.
     home = tmp_path_factory.mktemp("schema") / "home"
     shutil.copytree(sample_home, home, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
-    s = make_settings(home, models_dir, admin_key=KEY, rate_limit_per_minute=0, fetch_timeout_s=2.0)
+    s = settings_for(home, admin_key=KEY, rate_limit_per_minute=0, fetch_timeout_s=2.0)
     engine = QAEngine(s, encoder)
     yield engine
     engine.close()
