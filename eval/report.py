@@ -160,10 +160,10 @@ def eval_set_markdown(result: Mapping[str, Any], chart: str | None) -> list[str]
     )
     lines += [
         "",
-        "The manifest threshold applies to the fused (hybrid) score, which is what the "
-        "service uses; dense scores are cosines and lexical scores raw BM25, so their "
-        "best thresholds are on other scales. The best-F1 threshold is a calibration "
-        "suggestion fitted on this set, not a held-out estimate.",
+        "As in the service, each retriever abstains when the cosine of its top passage is "
+        "under the threshold (the BM25 bonus is left out: near-miss questions share words "
+        "with the corpus too). The best-F1 threshold is a calibration suggestion fitted "
+        "on this set, not a held-out estimate.",
         "",
         "### Per language pair (question → gold article)",
         "",
