@@ -45,3 +45,11 @@ def analyze(text: str, language: str) -> list[str]:
     if stemmer is None:
         return words
     return [w if w.isdigit() else s for w, s in zip(words, stemmer.stemWords(words), strict=True)]
+
+
+@lru_cache(maxsize=16_384)
+def analyze_cached(text: str, language: str) -> tuple[str, ...]:
+    """``analyze`` for query time, where questions and the sentences of popular passages
+    come back again and again and accent folding in Python is the costly part. Not for
+    index builds: those see every text once and would only fill the cache."""
+    return tuple(analyze(text, language))

@@ -9,7 +9,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from index.analysis import analyze
+from index.analysis import analyze, analyze_cached
 
 
 class LexicalIndex:
@@ -33,7 +33,7 @@ class LexicalIndex:
 
     def scores(self, query: str, language: str, mask: np.ndarray | None = None) -> np.ndarray:
         """BM25 score of every chunk (row order) for the query, analysed in its language."""
-        tokens = [t for t in analyze(query, language) if t in self._vocab]
+        tokens = [t for t in analyze_cached(query, language) if t in self._vocab]
         n = int(self._bm25.scores["num_docs"])
         if not tokens:
             return np.zeros(n, np.float32)

@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from index.analysis import analyze, fold
+from index.analysis import analyze_cached, fold
 from index.build import file_digest
 from index.chunktable import ChunkRow, ChunkTable
 from index.dense import DenseIndex, DenseParams
@@ -161,9 +161,9 @@ class Searcher:
 
     @staticmethod
     def _query_terms(question: str, language: str) -> set[str]:
-        terms = set(analyze(question, language))
+        terms = set(analyze_cached(question, language))
         for lang in ("fr", "es", "en"):
-            terms |= set(analyze(question, lang))
+            terms |= set(analyze_cached(question, lang))
         return terms
 
     @staticmethod
@@ -172,7 +172,7 @@ class Searcher:
         sentences = row.chunk.sentences or ((0, len(row.chunk.text)),)
         best, best_score = sentences[0], -1.0
         for start, end in sentences:
-            s_terms = set(analyze(row.chunk.text[start:end], row.chunk.language))
+            s_terms = set(analyze_cached(row.chunk.text[start:end], row.chunk.language))
             overlap = s_terms & q_terms
             score = sum(2.0 if t.isdigit() else 1.0 for t in overlap)
             if score > best_score:

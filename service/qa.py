@@ -39,24 +39,24 @@ def load_encoder(settings: Settings) -> SentenceTransformerEncoder:
     )
 
 
-class QueryEmbeddingCache:
-    """LRU of query vectors: repeated questions skip the encoder entirely."""
+class QuestionCache:
+    """LRU of (language, vector) per question: repeats skip detection and the encoder."""
 
     def __init__(self, size: int = 1024) -> None:
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> np.ndarray | None:
+    def get(self, key: str) -> tuple[str, np.ndarray] | None:
         with self._lock:
-            vec = self._items.get(key)
-            if vec is not None:
+            item = self._items.get(key)
+            if item is not None:
                 self._items.move_to_end(key)
-            return vec
+            return item
 
-    def put(self, key: str, vec: np.ndarray) -> None:
+    def put(self, key: str, item: tuple[str, np.ndarray]) -> None:
         with self._lock:
-            self._items[key] = vec
+            self._items[key] = item
             self._items.move_to_end(key)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
@@ -84,7 +84,7 @@ class QAEngine:
         self.index: IndexBackend = local_index(settings, self.encoder)
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
-        self._qcache = QueryEmbeddingCache()
+        self._qcache = QuestionCache()
         # Articles deleted while an index that still holds them may be served. Small (one
         # id per deletion) and re-checked against the store, so a re-ingested id comes back.
         self._deleted: set[str] = set()
@@ -120,12 +120,13 @@ class QAEngine:
         return True
 
     # -- asking ----------------------------------------------------------------------
-    def query_vector(self, question: str) -> np.ndarray:
-        vec = self._qcache.get(question)
-        if vec is None:
-            vec = self.encoder.encode_queries([question])[0]
-            self._qcache.put(question, vec)
-        return vec
+    def understand(self, question: str) -> tuple[str, np.ndarray]:
+        """The question's language and vector, cached: people repeat questions."""
+        cached = self._qcache.get(question)
+        if cached is None:
+            cached = (detect_language(question), self.encoder.encode_queries([question])[0])
+            self._qcache.put(question, cached)
+        return cached
 
     def check_question(self, question: str) -> str:
         q = " ".join(question.split())
@@ -144,8 +145,8 @@ class QAEngine:
         if not 1 <= k <= self.settings.max_k:
             raise QuestionError(f"k must be between 1 and {self.settings.max_k}")
         searcher = self.searcher()
-        language = detect_language(q)
-        hits = self._search(searcher, q, language, k, filters or Filters())
+        language, vec = self.understand(q)
+        hits = self._search(searcher, q, language, vec, k, filters or Filters())
         threshold = searcher.fusion.abstain_threshold
         # The cosine, not the fused score: the BM25 bonus says "shares words", which
         # unanswerable near-miss questions do as well.
@@ -174,9 +175,14 @@ class QAEngine:
         return gone
 
     def _search(
-        self, searcher: IndexReader, q: str, language: str, k: int, filters: Filters
+        self,
+        searcher: IndexReader,
+        q: str,
+        language: str,
+        vec: np.ndarray,
+        k: int,
+        filters: Filters,
     ) -> list[Hit]:
-        vec = self.query_vector(q)
         hits: list[Hit] = []
         # Each hit is checked against the store as well, so that an article deleted by
         # another process (the CLI) is caught too; its id joins the set and we search again
