@@ -73,6 +73,17 @@ class DenseIndex:
     def __init__(self, index: faiss.Index, params: DenseParams) -> None:
         self._index = index
         self.params = params
+        # For the exact fp32 index, a zero-copy numpy view of its vectors: one BLAS
+        # matrix-vector product beats FAISS's single-query scan (no SIMD in the generic
+        # faiss-cpu build: 100k chunks, ~50 ms vs ~20 ms on 2 cores).
+        self._matrix: np.ndarray | None = None
+        self._ids: np.ndarray | None = None
+        if params.kind == "flat" and params.storage == "fp32" and index.ntotal > 0:
+            inner = faiss.downcast_index(index.index)
+            self._matrix = faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * inner.d).reshape(
+                inner.ntotal, inner.d
+            )
+            self._ids = faiss.vector_to_array(index.id_map)
 
     @classmethod
     def build(cls, vectors: np.ndarray, ids: np.ndarray, params: DenseParams) -> DenseIndex:
@@ -99,7 +110,14 @@ class DenseIndex:
         k = max(1, min(k, self.count))
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if allowed is None:
-            return self._index.search(queries, k)
+            if self._matrix is None:
+                return self._index.search(queries, k)
+            scores = queries @ self._matrix.T
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            order = np.argsort(-top_scores, axis=1, kind="stable")
+            rows = np.take_along_axis(top, order, axis=1)
+            return np.take_along_axis(top_scores, order, axis=1), self._ids[rows]
         if len(allowed) == 0:
             n = queries.shape[0]
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)

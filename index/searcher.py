@@ -105,7 +105,14 @@ class Searcher:
             return []
         q = query_vector.reshape(1, -1)
         d_scores, d_ids = self.dense.search(q, n_cand, allowed)
-        rows = [self.table.row_of(i) for i in d_ids[0] if i >= 0]
+        found = d_ids[0] >= 0
+        dense_of = {
+            row: float(score)
+            for row, score in zip(
+                (self.table.row_of(i) for i in d_ids[0][found]), d_scores[0][found], strict=True
+            )
+            if row is not None
+        }
         lex_all = self.lexical.scores_in_passage_language(
             question, self.table.lang_codes, self.table.languages, mask
         )
@@ -115,12 +122,8 @@ class Searcher:
             if len(lex_all) > n_cand
             else np.arange(len(lex_all))
         )
-        seen_rows = set(rows)
-        extra = [int(r) for r in top_lex if lex_all[r] > 0 and r not in seen_rows]
-        rows_arr = np.array([r for r in rows if r is not None] + extra, np.int64)
-        dense_of = {
-            self.table.row_of(i): s for s, i in zip(d_scores[0], d_ids[0], strict=True) if i >= 0
-        }
+        extra = [int(r) for r in top_lex if lex_all[r] > 0 and int(r) not in dense_of]
+        rows_arr = np.array([*dense_of, *extra], np.int64)
         if extra:
             vecs = self.dense.reconstruct(self.table.int_ids[extra])
             for r, v in zip(extra, vecs, strict=True):
