@@ -33,11 +33,7 @@ def embedding_cache_path(settings: Settings) -> Path:
 
 
 def open_cache(settings: Settings, encoder: Encoder) -> EmbeddingCache:
-    return EmbeddingCache(
-        embedding_cache_path(settings),
-        model_key=f"{encoder.name}|{getattr(encoder, 'precision', '')}",
-        dimension=encoder.dimension,
-    )
+    return EmbeddingCache.for_encoder(embedding_cache_path(settings), encoder)
 
 
 def scratch_settings(user: Settings, home: Path) -> Settings:

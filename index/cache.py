@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.encoder import Encoder
+
 
 class EmbeddingCache:
     def __init__(self, path: Path, model_key: str, dimension: int) -> None:
@@ -24,6 +26,16 @@ class EmbeddingCache:
         self._lock = threading.Lock()
         self.model_key = model_key
         self.dimension = dimension
+
+    @classmethod
+    def for_encoder(cls, path: Path, encoder: Encoder) -> EmbeddingCache:
+        """The cache an encoder's vectors live under: keyed by model and precision, since
+        bf16 and fp32 vectors differ slightly and must never mix in one index."""
+        return cls(
+            path,
+            model_key=f"{encoder.name}|{getattr(encoder, 'precision', '')}",
+            dimension=encoder.dimension,
+        )
 
     def get_many(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}

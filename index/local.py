@@ -43,12 +43,7 @@ class LocalIndex:
         corpus_checksum: str,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> BuildReport:
-        cache = EmbeddingCache(
-            self.cache_path,
-            # Vectors differ slightly across precisions: never mix them in one index.
-            model_key=f"{self.encoder.name}|{getattr(self.encoder, 'precision', '')}",
-            dimension=self.encoder.dimension,
-        )
+        cache = EmbeddingCache.for_encoder(self.cache_path, self.encoder)
         try:
             return build_index(
                 articles,

@@ -62,11 +62,7 @@ def sample_base(settings: Settings, encoder: Encoder, limit: int | None = None) 
         ]
     pairs = pairs[:limit] if limit else pairs
     texts = [embed_text(c, a, params) for c, a in pairs]
-    cache = EmbeddingCache(
-        settings.cache_dir / "embeddings.sqlite3",
-        model_key=f"{encoder.name}|{getattr(encoder, 'precision', '')}",
-        dimension=encoder.dimension,
-    )
+    cache = EmbeddingCache.for_encoder(settings.cache_dir / "embeddings.sqlite3", encoder)
     try:
         vectors, _, _ = encode_with_cache(texts, encoder, cache)
     finally:
