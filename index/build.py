@@ -23,6 +23,7 @@ from index.dense import DenseIndex, DenseParams, chunk_int_id
 from index.encoder import Encoder
 from index.fusion import FusionParams
 from index.lexical import LexicalIndex
+from index.model_build import file_digest
 from index.versions import VersionStore
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,6 @@ def _library_versions() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg)
     return out
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def encode_with_cache(

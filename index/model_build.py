@@ -336,7 +336,8 @@ def _write_hf_dir(f: E5File, out: Path) -> None:
     (out / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2))
 
 
-def _sha256(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in 1 MB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -350,7 +351,7 @@ def manifest_for(src: Path) -> dict:
         "source_package": SOURCE_PACKAGE,
         "source_version": metadata.version(SOURCE_PACKAGE),
         "source_file": SOURCE_FILE,
-        "source_sha256": _sha256(src),
+        "source_sha256": file_digest(src),
         "builder_version": BUILDER_VERSION,
     }
 

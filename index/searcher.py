@@ -12,11 +12,11 @@ from typing import Literal
 import numpy as np
 
 from index.analysis import analyze_cached, fold
-from index.build import file_digest
 from index.chunktable import ChunkRow, ChunkTable
 from index.dense import DenseIndex, DenseParams
 from index.fusion import FusionParams, fuse
 from index.lexical import LexicalIndex
+from index.model_build import file_digest
 from index.versions import MANIFEST_FORMAT_KEY, IndexIntegrityError, read_manifest
 
 log = logging.getLogger(__name__)
