@@ -20,7 +20,13 @@ from index.encoder import Encoder
 from index.fusion import FusionParams
 from index.searcher import Searcher
 from service.config import Settings
-from service.operations import fusion_params, run_index, run_ingest, sample_corpus_path
+from service.operations import (
+    dense_sizing,
+    fusion_params,
+    run_index,
+    run_ingest,
+    sample_corpus_path,
+)
 
 # Far above any XQuAD/PIAF paragraph, so one benchmark doc is exactly one chunk and the
 # doc, not a slice of it, is what gets ranked.
@@ -94,7 +100,7 @@ def build_benchmark_index(
             cache=cache,
             chunking=ChunkingParams(max_chars=BENCHMARK_MAX_CHARS, overlap_sentences=0),
             fusion=fusion,
-            exact_max=user.exact_index_max,
+            sizing=dense_sizing(user),
             keep_versions=1,
             corpus_checksum=digest.hexdigest(),
             progress=progress,

@@ -19,7 +19,7 @@ from corpus.chunking import chunk_article
 from corpus.models import Article, Chunk
 from index.cache import EmbeddingCache
 from index.chunktable import ChunkTable
-from index.dense import DenseIndex, DenseParams, chunk_int_id
+from index.dense import DenseIndex, DenseSizing, chunk_int_id
 from index.encoder import Encoder
 from index.fusion import FusionParams
 from index.lexical import LexicalIndex
@@ -112,7 +112,7 @@ def build_index(
     cache: EmbeddingCache | None,
     chunking: ChunkingParams,
     fusion: FusionParams,
-    exact_max: int,
+    sizing: DenseSizing,
     keep_versions: int,
     corpus_checksum: str,
     progress: Progress | None = None,
@@ -137,7 +137,7 @@ def build_index(
         vectors, encoded, encode_s = encode_with_cache(texts, encoder, cache, progress=progress)
 
         name, staging = store.new_staging()
-        dense_params = DenseParams.for_size(len(chunks), exact_max)
+        dense_params = sizing.params(len(chunks))
         dense = DenseIndex.build(vectors, int_ids, dense_params)
         dense.save(staging)
         LexicalIndex.build([c.text for c in chunks], [c.language for c in chunks]).save(staging)

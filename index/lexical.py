@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import bm25s
@@ -12,10 +13,67 @@ import numpy as np
 from index.analysis import analyze, analyze_cached
 
 
+def _token_hashes(tokens: Iterable[str]) -> np.ndarray:
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
+            for t in tokens
+        ),
+        dtype=np.uint64,
+    )
+
+
+class Vocabulary:
+    """Token -> BM25 term id, as two sorted arrays: 64-bit token hashes and their ids.
+
+    A Python dict of a million-chunk corpus's tokens (every name, number and reference)
+    costs hundreds of MB resident; these arrays cost 16 bytes a token and are memory-mapped.
+    A 64-bit collision among a few million tokens is a ~1e-7 event, and is checked at
+    build time anyway."""
+
+    HASHES, IDS = "akhbar_vocab_hashes.npy", "akhbar_vocab_ids.npy"
+
+    def __init__(self, hashes: np.ndarray, ids: np.ndarray) -> None:
+        self._hashes, self._ids = hashes, ids
+
+    @classmethod
+    def from_dict(cls, vocab: dict[str, int]) -> Vocabulary:
+        hashes = _token_hashes(vocab)
+        order = np.argsort(hashes)
+        hashes = hashes[order]
+        if len(hashes) > 1 and bool((hashes[1:] == hashes[:-1]).any()):
+            raise ValueError("two vocabulary tokens share a 64-bit hash")
+        ids = np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))[order]
+        return cls(hashes, ids)
+
+    def ids(self, tokens: Sequence[str]) -> list[int]:
+        """Term ids of the tokens the corpus has; unknown tokens are dropped."""
+        if not tokens or len(self._hashes) == 0:
+            return []
+        h = _token_hashes(tokens)
+        pos = np.minimum(np.searchsorted(self._hashes, h), len(self._hashes) - 1)
+        found = self._hashes[pos] == h
+        return [int(i) for i in self._ids[pos[found]]]
+
+    def save(self, directory: Path) -> None:
+        np.save(directory / self.HASHES, self._hashes)
+        np.save(directory / self.IDS, self._ids)
+
+    @classmethod
+    def load(cls, directory: Path, *, mmap: bool = False) -> Vocabulary:
+        mode = "r" if mmap else None
+        if not (directory / cls.HASHES).exists():  # versions built before the arrays
+            return cls.from_dict(json.loads((directory / "akhbar_vocab.json").read_text()))
+        return cls(
+            np.load(directory / cls.HASHES, mmap_mode=mode),
+            np.load(directory / cls.IDS, mmap_mode=mode),
+        )
+
+
 class LexicalIndex:
     DIRNAME = "bm25"
 
-    def __init__(self, retriever: bm25s.BM25, vocab: dict[str, int]) -> None:
+    def __init__(self, retriever: bm25s.BM25, vocab: Vocabulary) -> None:
         self._bm25 = retriever
         self._vocab = vocab
 
@@ -29,15 +87,14 @@ class LexicalIndex:
         if not vocab:
             vocab[""] = 0
         retriever.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
-        return cls(retriever, vocab)
+        return cls(retriever, Vocabulary.from_dict(vocab))
 
     def scores(self, query: str, language: str, mask: np.ndarray | None = None) -> np.ndarray:
         """BM25 score of every chunk (row order) for the query, analysed in its language."""
-        tokens = [t for t in analyze_cached(query, language) if t in self._vocab]
+        ids = self._vocab.ids(analyze_cached(query, language))
         n = int(self._bm25.scores["num_docs"])
-        if not tokens:
+        if not ids:
             return np.zeros(n, np.float32)
-        ids = [self._vocab[t] for t in tokens]
         scores = self._bm25.get_scores(ids)
         if mask is not None:
             scores = np.where(mask, scores, 0.0)
@@ -67,11 +124,11 @@ class LexicalIndex:
     def save(self, directory: Path) -> None:
         out = directory / self.DIRNAME
         self._bm25.save(str(out), show_progress=False)
-        (out / "akhbar_vocab.json").write_text(json.dumps(self._vocab, ensure_ascii=False))
+        self._vocab.save(out)
 
     @classmethod
     def load(cls, directory: Path, *, mmap: bool = False) -> LexicalIndex:
         d = directory / cls.DIRNAME
-        retriever = bm25s.BM25.load(str(d), mmap=mmap, show_progress=False)
-        vocab = json.loads((d / "akhbar_vocab.json").read_text())
-        return cls(retriever, vocab)
+        # bm25s's own token dict is not loaded: ours (the arrays above) maps tokens to ids.
+        retriever = bm25s.BM25.load(str(d), mmap=mmap, load_vocab=False, show_progress=False)
+        return cls(retriever, Vocabulary.load(d, mmap=mmap))

@@ -9,6 +9,7 @@ from typing import Any
 from corpus.models import Article
 from index.build import BuildReport, ChunkingParams, build_index
 from index.cache import EmbeddingCache
+from index.dense import DenseSizing
 from index.encoder import Encoder
 from index.fusion import FusionParams
 from index.searcher import Searcher
@@ -24,7 +25,7 @@ class LocalIndex:
         cache_path: Path,
         chunking: ChunkingParams,
         fusion: FusionParams,
-        exact_max: int,
+        sizing: DenseSizing,
         keep_versions: int,
     ) -> None:
         self.root = root
@@ -32,7 +33,7 @@ class LocalIndex:
         self.cache_path = cache_path
         self.chunking = chunking
         self.fusion = fusion
-        self.exact_max = exact_max
+        self.sizing = sizing
         self.keep_versions = keep_versions
         self._versions = VersionStore(root)
 
@@ -52,7 +53,7 @@ class LocalIndex:
                 cache=cache,
                 chunking=self.chunking,
                 fusion=self.fusion,
-                exact_max=self.exact_max,
+                sizing=self.sizing,
                 keep_versions=self.keep_versions,
                 corpus_checksum=corpus_checksum,
                 progress=progress,

@@ -44,7 +44,10 @@ class Settings(BaseSettings):
 
     keep_versions: int = Field(3, ge=1, description="Index versions kept on disk.")
     exact_index_max: int = Field(
-        200_000, ge=0, description="Above this many chunks the dense index is HNSW, not exact."
+        50_000, ge=0, description="Above this many chunks the dense index is HNSW, not exact."
+    )
+    compact_index_min: int = Field(
+        500_000, ge=0, description="Above this many chunks HNSW stores 8-bit (SQ8) vectors."
     )
 
     admin_key: SecretStr | None = Field(None, description="Bearer key for admin routes.")

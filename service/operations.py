@@ -12,6 +12,7 @@ from corpus.sources import iter_sources
 from corpus.sources.fetch import Fetcher
 from corpus.store import Store
 from index.build import BuildReport, ChunkingParams, Progress
+from index.dense import DenseSizing
 from index.encoder import Encoder
 from index.fusion import FusionParams
 from index.local import LocalIndex
@@ -33,6 +34,10 @@ def fusion_params(settings: Settings) -> FusionParams:
     return FusionParams(
         lexical_weight=settings.lexical_weight, abstain_threshold=settings.abstain_threshold
     )
+
+
+def dense_sizing(settings: Settings) -> DenseSizing:
+    return DenseSizing(exact_max=settings.exact_index_max, compact_min=settings.compact_index_min)
 
 
 def run_ingest(
@@ -61,7 +66,7 @@ def local_index(settings: Settings, encoder: Encoder) -> LocalIndex:
         cache_path=settings.cache_dir / "embeddings.sqlite3",
         chunking=chunking_params(settings),
         fusion=fusion_params(settings),
-        exact_max=settings.exact_index_max,
+        sizing=dense_sizing(settings),
         keep_versions=settings.keep_versions,
     )
 

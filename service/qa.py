@@ -13,9 +13,10 @@ import numpy as np
 from corpus.language import detect_language
 from corpus.store import Store
 from index.base import IndexBackend, IndexReader
-from index.encoder import Encoder, SentenceTransformerEncoder
+from index.encoder import FAST_QUERY_BATCH, Encoder, SentenceTransformerEncoder
 from index.searcher import Filters, Hit
 from index.versions import NoIndexError
+from service.batcher import QuestionBatcher
 from service.config import Settings
 from service.operations import local_index
 from service.schemas import AskResponse, Citation, Highlight, Passage
@@ -85,6 +86,7 @@ class QAEngine:
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
         self._qcache = QuestionCache()
+        self._batcher = QuestionBatcher(self.encoder.encode_queries, max_batch=FAST_QUERY_BATCH)
         # Articles deleted while an index that still holds them may be served. Small (one
         # id per deletion) and re-checked against the store, so a re-ingested id comes back.
         self._deleted: set[str] = set()
@@ -124,7 +126,9 @@ class QAEngine:
         """The question's language and vector, cached: people repeat questions."""
         cached = self._qcache.get(question)
         if cached is None:
-            cached = (detect_language(question), self.encoder.encode_queries([question])[0])
+            vector = self._batcher.submit(question)
+            language = detect_language(question)  # while the encoder thread works
+            cached = (language, vector.result())
             self._qcache.put(question, cached)
         return cached
 
@@ -201,6 +205,7 @@ class QAEngine:
         return [h for h in hits if self.store.stored_state(h.row.chunk.article_id) is not None]
 
     def close(self) -> None:
+        self._batcher.close()
         self.store.close()
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from eval.bench.questions import QUESTIONS, Workload
+from index.dense import DenseSizing
 from service.config import Settings
 
 
@@ -95,7 +96,8 @@ def test_scale_smoke_small_tier(sample_settings: Settings, encoder, tmp_path: Pa
     from eval.bench.scale import bench_scale
     from eval.bench.synthetic import ensure_tier, sample_base
 
-    # exact_max=0 forces HNSW+SQ8, the index type of large tiers, so recall means something.
+    # DenseSizing(0, 0) forces HNSW+SQ8, the index type of the largest tiers, so recall
+    # means something.
     # The sample's cache (read-only here) already holds the base passages' vectors.
     res = bench_scale(
         sample_settings,
@@ -103,7 +105,7 @@ def test_scale_smoke_small_tier(sample_settings: Settings, encoder, tmp_path: Pa
         tiers=(600,),
         work_dir=tmp_path / "work",
         queries=20,
-        exact_max=0,
+        sizing=DenseSizing(exact_max=0, compact_min=0),
         out_dir=tmp_path,
     )
     data = _written(tmp_path, "scale")
@@ -116,7 +118,9 @@ def test_scale_smoke_small_tier(sample_settings: Settings, encoder, tmp_path: Pa
     assert _positive(steps["index_parts_total"])
     # A second run reuses the built tier instead of building it again.
     base = sample_base(sample_settings, encoder)
-    again = ensure_tier(sample_settings, encoder, base, 600, tmp_path / "work", exact_max=0)
+    again = ensure_tier(
+        sample_settings, encoder, base, 600, tmp_path / "work", sizing=DenseSizing(0, 0)
+    )
     assert again.build_s == row["build_s"] and res["rows"][0] == row
 
 
@@ -144,6 +148,20 @@ def test_cli_options_parse(monkeypatch: pytest.MonkeyPatch) -> None:
         "run_benchmarks",
         lambda settings, which, *, n, console, options: seen.update(which=which, options=options),
     )
-    run.main(["scale", "--tiers", "10000,100000", "--exact-max", "0", "--sizes", "sample"])
+    run.main(
+        [
+            "scale",
+            "--tiers",
+            "10000,100000",
+            "--exact-max",
+            "0",
+            "--compact-min",
+            "0",
+            "--sizes",
+            "sample",
+        ]
+    )
     assert seen["which"] == ["scale"] and seen["options"].tiers == (10_000, 100_000)
-    assert seen["options"].exact_max == 0 and seen["options"].sizes == ("sample",)
+    assert seen["options"].exact_max == seen["options"].compact_min == 0 and seen[
+        "options"
+    ].sizes == ("sample",)

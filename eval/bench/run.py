@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eval.bench.common import RESULTS_DIR
+from index.dense import DenseSizing
 from service.config import Settings
 
 ALL = ("encoders", "indexing", "latency", "scale", "peer")
@@ -28,6 +29,7 @@ class BenchOptions:
     sizes: tuple[str, ...] = ("sample", "100000")  # latency: "sample" or a tier size
     tiers: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     exact_max: int | None = None  # scale: override the exact-index threshold (0: HNSW)
+    compact_min: int | None = None  # scale: override the SQ8 threshold (0: HNSW+SQ8)
     queries: int = 200  # scale: recall/latency queries; peer: query count
     work_dir: Path | None = None  # keeps synthetic tiers between runs (else a temp dir)
     out_dir: Path = RESULTS_DIR
@@ -114,7 +116,12 @@ def run_benchmarks(
                 tiers=opt.tiers,
                 work_dir=opt.work_dir,
                 queries=opt.queries,
-                exact_max=opt.exact_max,
+                sizing=DenseSizing(
+                    exact_max=settings.exact_index_max if opt.exact_max is None else opt.exact_max,
+                    compact_min=(
+                        settings.compact_index_min if opt.compact_min is None else opt.compact_min
+                    ),
+                ),
                 out_dir=opt.out_dir,
             )
             _print_scale(console, res)
@@ -194,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--sizes", default="sample,100000", help="latency: sample and/or tier sizes")
     p.add_argument("--tiers", type=_ints, default=(10_000, 100_000, 1_000_000))
     p.add_argument("--exact-max", type=int, help="scale: exact-index threshold (0: HNSW)")
+    p.add_argument("--compact-min", type=int, help="scale: SQ8 threshold (0: HNSW+SQ8)")
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--work-dir", type=Path, help="keep built tiers here and reuse them")
     p.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
@@ -205,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sizes=tuple(x for x in a.sizes.split(",") if x),
         tiers=a.tiers,
         exact_max=a.exact_max,
+        compact_min=a.compact_min,
         queries=a.queries,
         work_dir=a.work_dir,
         out_dir=a.out_dir,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import faiss
@@ -23,10 +24,11 @@ from eval.bench.synthetic import (
     sample_base,
 )
 from index.chunktable import ChunkTable
-from index.dense import DenseIndex, DenseParams
+from index.dense import DenseIndex, DenseParams, DenseSizing
 from index.encoder import Encoder
 from index.versions import read_manifest
 from service.config import Settings
+from service.operations import dense_sizing
 
 DEFAULT_TIERS = (10_000, 100_000, 1_000_000)
 TARGET_RSS_MB_1M = 1536.0
@@ -64,12 +66,12 @@ def bench_scale(
     tiers: Sequence[int] = DEFAULT_TIERS,
     work_dir: Path | None = None,
     queries: int = 200,
-    exact_max: int | None = None,
+    sizing: DenseSizing | None = None,
     base_passages: int | None = None,
     out_dir: Path = RESULTS_DIR,
 ) -> dict:
-    """``exact_max`` overrides the settings' exact threshold (0: HNSW+SQ8 at every tier,
-    to measure the large-corpus index type on tiers that can be built here)."""
+    """``sizing`` overrides the settings' index choice by size (``DenseSizing(0, 0)``:
+    HNSW+SQ8 at every tier, to measure the large-corpus index type on tiers built here)."""
     base = sample_base(settings, encoder, base_passages)
     questions = eval_set_questions(queries)
     qvecs = encoder.encode_queries(questions)
@@ -78,13 +80,13 @@ def bench_scale(
     with tempfile.TemporaryDirectory(prefix="akhbar-bench-scale-") as tmp:
         root = work_dir or Path(tmp)
         for n in tiers:
-            tier = ensure_tier(settings, encoder, base, n, root, exact_max=exact_max)
+            tier = ensure_tier(settings, encoder, base, n, root, sizing=sizing)
             s = tier.settings(settings)
             served = _worker("serve", s, questions)
             parts = _worker("breakdown", s, questions)
             steps = parts["rss_steps_mb"]
             # What the index parts do not explain: torch, the model, the store, the app.
-            steps["encoder, torch and the rest (serve RSS - index parts)"] = (
+            steps["encoder, store and the rest (serve RSS - index parts)"] = (
                 served["rss_loaded_mb"] - steps["index_parts_total"]
             )
             breakdowns[str(n)] = parts
@@ -117,7 +119,7 @@ def bench_scale(
             "dense index against exact fp32 flat search on the same vectors."
         ),
         "queries": len(questions),
-        "exact_index_max": settings.exact_index_max if exact_max is None else exact_max,
+        "dense_sizing": asdict(sizing or dense_sizing(settings)),
         "rows": rows,
         "memory_breakdown": breakdowns,
         "targets": {

@@ -29,10 +29,16 @@ from corpus.store import Store
 from eval.bench.common import bench_settings
 from index.build import embed_text, encode_with_cache
 from index.cache import EmbeddingCache
+from index.dense import DenseSizing
 from index.encoder import Encoder
 from index.versions import VersionStore
 from service.config import Settings
-from service.operations import chunking_params, fusion_params, sample_corpus_path
+from service.operations import (
+    chunking_params,
+    dense_sizing,
+    fusion_params,
+    sample_corpus_path,
+)
 
 SIGMA = 0.015  # per-dimension noise: cosine to the source passage's vector is ~0.96
 BLOCK = 1 << 15
@@ -167,9 +173,16 @@ class Tier:
     seed: int
     base_passages: int
     exact_max: int
+    compact_min: int
 
     def settings(self, user: Settings) -> Settings:
-        return user.model_copy(update={"home": Path(self.home), "exact_index_max": self.exact_max})
+        return user.model_copy(
+            update={
+                "home": Path(self.home),
+                "exact_index_max": self.exact_max,
+                "compact_index_min": self.compact_min,
+            }
+        )
 
 
 def _fill_store(settings: Settings, articles: list[Article]) -> None:
@@ -186,24 +199,26 @@ def ensure_tier(
     n: int,
     work_dir: Path,
     *,
-    exact_max: int | None = None,
+    sizing: DenseSizing | None = None,
     sigma: float = SIGMA,
     seed: int = 0,
 ) -> Tier:
     """Build tier ``n`` under ``work_dir`` (reused when a matching one is already there)."""
     from index.build import build_index  # late: keeps this module cheap to import
 
-    exact_max = settings.exact_index_max if exact_max is None else exact_max
-    home = work_dir / f"tier-{n}-{'hnsw' if exact_max < n else 'auto'}"
+    sizing = sizing or dense_sizing(settings)
+    params = sizing.params(n)
+    home = work_dir / f"tier-{n}-{params.kind}-{params.storage}"
     marker = home / TIER_FILE
     if marker.exists():
         tier = Tier(**json.loads(marker.read_text()))
         same = (tier.sigma, tier.seed, tier.base_passages) == (sigma, seed, len(base.articles))
         if same and VersionStore(home / "index").current_name() == tier.version:
             return tier
-    s = bench_settings(settings, home, exact_index_max=exact_max)
-    params = chunking_params(s)
-    articles = list(tier_articles(base, n, params.max_chars))
+    s = bench_settings(
+        settings, home, exact_index_max=sizing.exact_max, compact_index_min=sizing.compact_min
+    )
+    articles = list(tier_articles(base, n, chunking_params(s).max_chars))
     t0 = time.perf_counter()
     _fill_store(s, articles)
     fill_s = time.perf_counter() - t0
@@ -214,9 +229,9 @@ def ensure_tier(
         encoder=fake,
         root=s.index_dir,
         cache=None,
-        chunking=params,
+        chunking=chunking_params(s),
         fusion=fusion_params(s),
-        exact_max=exact_max,
+        sizing=sizing,
         keep_versions=1,
         corpus_checksum=f"synthetic-{n}-{sigma}-{seed}",
     )
@@ -236,7 +251,8 @@ def ensure_tier(
         sigma=sigma,
         seed=seed,
         base_passages=len(base.articles),
-        exact_max=exact_max,
+        exact_max=sizing.exact_max,
+        compact_min=sizing.compact_min,
     )
     marker.write_text(json.dumps(asdict(tier), indent=2))
     return tier
