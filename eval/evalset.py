@@ -24,6 +24,7 @@ RETRIEVAL_METRICS = (
     "ndcg@10",
     "answer_hit@1",
     "answer_hit@5",
+    "highlight@1",
 )
 
 
@@ -39,6 +40,7 @@ def per_query_metrics(
         "ndcg@10": m.ndcg_at_k(run.docs, qrels, 10),
         "answer_hit@1": m.answer_hit_at_k(run.passages, answers, 1),
         "answer_hit@5": m.answer_hit_at_k(run.passages, answers, 5),
+        "highlight@1": m.highlight_hit(run.passages, run.highlights, answers),
     }
 
 
@@ -95,6 +97,8 @@ def score_mode(
     for name, scores in per_q.items():
         for key, (value, n) in m.aggregate_by_slice(scores, slice_of).items():
             slices.setdefault(key, {"n": n})[name] = _nan_to_none(value)
+            if name == "highlight@1":  # counted over fewer questions: see metrics
+                slices[key]["highlight_n"] = n
     overall = slices.pop("all")
 
     unanswerable = {i.id: not i.answerable for i in items}

@@ -144,6 +144,23 @@ def answer_hit_at_k(
     return out
 
 
+def highlight_hit(
+    passages: Mapping[str, Sequence[str]],
+    highlights: Mapping[str, Sequence[str]],
+    answers: Mapping[str, str],
+) -> dict[str, float]:
+    """Of the queries whose first passage contains the answer string, 1 where the passage's
+    highlighted sentence contains it too. Other queries are left out: whether the right
+    passage came first is what ``answer_hit_at_k`` measures."""
+    out: dict[str, float] = {}
+    for qid, answer in answers.items():
+        needle = normalise_answer(answer)
+        top, marked = passages.get(qid, ())[:1], highlights.get(qid, ())[:1]
+        if needle and top and needle in normalise_answer(top[0]):
+            out[qid] = float(bool(marked) and needle in normalise_answer(marked[0]))
+    return out
+
+
 # --- abstention -----------------------------------------------------------------------
 
 

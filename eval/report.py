@@ -109,7 +109,9 @@ def eval_set_markdown(result: Mapping[str, Any], chart: str | None) -> list[str]
         f"the top-10 passages, answerable questions only. Question-language detection "
         f"accuracy: {_fmt(result['language_detection_accuracy'])}. Latency = one question "
         f"encoded alone + search, in ms. `lexical` is BM25 alone: cross-lingual questions "
-        f"reach French articles through shared names and numbers only.",
+        f"reach French articles through shared names and numbers only. `highlight@1`: of "
+        f"the questions whose first passage contains the answer string, the share whose "
+        f"highlighted sentence contains it as well.",
         "",
         "### Per retriever",
         "",
@@ -174,7 +176,7 @@ def eval_set_markdown(result: Mapping[str, Any], chart: str | None) -> list[str]
             continue
         for mode in r:
             sl = r[mode]["slices"][s]
-            rows.append([s, sl["n"], mode, *(sl[k] for k in RETRIEVAL_METRICS)])
+            rows.append([s, sl["n"], mode, *(sl.get(k) for k in RETRIEVAL_METRICS)])
     lines += _table(["pair", "n", "retriever", *RETRIEVAL_METRICS], rows)
     if chart:
         lines += ["", f"![eval set by language pair]({chart})"]

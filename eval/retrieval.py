@@ -30,6 +30,7 @@ class ModeRun:
     mode: str
     docs: dict[str, list[str]] = field(default_factory=dict)  # ranked, first occurrence
     passages: dict[str, list[str]] = field(default_factory=dict)  # passage texts, ranked
+    highlights: dict[str, list[str]] = field(default_factory=dict)  # their marked sentences
     top_score: dict[str, float] = field(default_factory=dict)  # -inf when nothing came back
     search_s: dict[str, float] = field(default_factory=dict)
 
@@ -108,6 +109,7 @@ def retrieve(
             run.search_s[query.id] = time.perf_counter() - t0
             run.docs[query.id] = ranked_docs(hits)
             run.passages[query.id] = [h.row.chunk.text for h in hits]
+            run.highlights[query.id] = [h.row.chunk.text[slice(*h.highlight)] for h in hits]
             # The service's abstention rule reads the top passage's cosine (service/qa.py).
             run.top_score[query.id] = hits[0].dense if hits else -math.inf
             done += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import platform
 import time
@@ -20,7 +21,7 @@ from corpus.models import Article, Chunk
 from index.cache import EmbeddingCache
 from index.chunktable import ChunkTable
 from index.dense import DenseIndex, DenseSizing, chunk_int_id
-from index.encoder import Encoder
+from index.encoder import Encoder, SentencePoolingEncoder, Spans
 from index.fusion import FusionParams
 from index.lexical import LexicalIndex
 from index.model_build import file_digest
@@ -67,41 +68,81 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
+@dataclass
+class Encoded:
+    vectors: np.ndarray  # (n, d) float32
+    sentences: list[np.ndarray] | None  # per text, (sentences, d) float16; None: not pooled
+    encoded: int  # how many texts went through the encoder (the rest came from the cache)
+    seconds: float  # spent encoding
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def encode_with_cache(
     texts: list[str],
     encoder: Encoder,
     cache: EmbeddingCache | None,
     *,
+    spans: list[Spans] | None = None,
     batch: int = 64,
     progress: Progress | None = None,
-) -> tuple[np.ndarray, int, float]:
-    """Vectors for ``texts``: cached ones read back, the rest encoded and cached.
-
-    Returns (vectors, how many were encoded, seconds spent encoding)."""
-    hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+) -> Encoded:
+    """Vectors for ``texts``: cached ones read back, the rest encoded and cached. With
+    ``spans`` (sentence offsets into each text) and an encoder that pools them, each text's
+    sentence vectors too."""
+    pooled = spans is not None and isinstance(encoder, SentencePoolingEncoder)
+    hashes = [_digest(t) for t in texts]
     found = cache.get_many(hashes) if cache else {}
-    todo = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values())
+    skeys: list[str] = []
+    sfound: dict[str, np.ndarray] = {}
+    if pooled:
+        skeys = [_digest(f"{h}|{json.dumps(sp)}") for h, sp in zip(hashes, spans, strict=True)]
+        sfound = cache.get_sentences(skeys) if cache else {}
+    missing = [
+        i for i, h in enumerate(hashes) if h not in found or (pooled and skeys[i] not in sfound)
+    ]
+    # One encoding per distinct text, longest first across the whole build, not just
+    # within each batch: batches of like-length texts waste little on padding.
+    todo = sorted({hashes[i]: i for i in missing}.values(), key=lambda i: -len(texts[i]))
     vectors = np.zeros((len(texts), encoder.dimension), np.float32)
     for i, h in enumerate(hashes):
         if h in found:
             vectors[i] = found[h]
+    sentences: dict[int, np.ndarray] = {}
     spent = 0.0
     for start in range(0, len(todo), batch):
         idx = todo[start : start + batch]
         t0 = time.perf_counter()
-        vecs = encoder.encode_passages([texts[i] for i in idx])
+        if pooled:
+            vecs, sent = encoder.encode_passages_pooled(  # type: ignore[union-attr]
+                [texts[i] for i in idx], [spans[i] for i in idx]
+            )
+        else:
+            vecs, sent = encoder.encode_passages([texts[i] for i in idx]), None
         spent += time.perf_counter() - t0
         vectors[idx] = vecs
+        if sent is not None:
+            sentences.update({i: s.astype(np.float16) for i, s in zip(idx, sent, strict=True)})
         if cache:
             cache.put_many((hashes[i], v) for i, v in zip(idx, vecs, strict=True))
+            if sent is not None:
+                cache.put_sentences((skeys[i], sentences[i]) for i in idx)
         if progress:
             progress("encode", min(start + batch, len(todo)), len(todo))
-    # Duplicate texts in one build share a hash: copy the encoded vector to every row.
-    by_hash = {hashes[i]: vectors[i] for i in todo}
+    # Duplicate texts in one build share a hash: copy what was encoded to every row.
+    first = {hashes[i]: i for i in todo}
     for i, h in enumerate(hashes):
-        if h not in found and h in by_hash:
-            vectors[i] = by_hash[h]
-    return vectors, len(todo), spent
+        if h in first:
+            vectors[i] = vectors[first[h]]
+    all_sentences = None
+    if pooled:
+        all_sentences = [
+            sfound[skeys[i]] if skeys[i] in sfound else sentences[first[hashes[i]]]
+            for i in range(len(texts))
+        ]
+    return Encoded(vectors, all_sentences, len(todo), spent)
 
 
 def build_index(
@@ -134,14 +175,20 @@ def build_index(
         if len(np.unique(int_ids)) != len(int_ids):
             raise ValueError("chunk id collision in 63-bit id space; rename the articles")
         texts = [embed_text(c, by_id[c.article_id], chunking) for c in chunks]
-        vectors, encoded, encode_s = encode_with_cache(texts, encoder, cache, progress=progress)
+        # Sentence offsets into the encoded text, which may start with the title.
+        spans = [
+            [(a + len(t) - len(c.text), b + len(t) - len(c.text)) for a, b in c.sentences]
+            for t, c in zip(texts, chunks, strict=True)
+        ]
+        enc = encode_with_cache(texts, encoder, cache, spans=spans, progress=progress)
+        vectors = enc.vectors
 
         name, staging = store.new_staging()
         dense_params = sizing.params(len(chunks))
         dense = DenseIndex.build(vectors, int_ids, dense_params)
         dense.save(staging)
         LexicalIndex.build([c.text for c in chunks], [c.language for c in chunks]).save(staging)
-        ChunkTable.write(staging, chunks, by_id, int_ids)
+        ChunkTable.write(staging, chunks, by_id, int_ids, enc.sentences)
         manifest = {
             "format": MANIFEST_FORMAT,
             "version": name,
@@ -166,9 +213,9 @@ def build_index(
         path=path,
         articles=len(by_id),
         chunks=len(chunks),
-        encoded=encoded,
-        reused=len(chunks) - encoded,
+        encoded=enc.encoded,
+        reused=len(chunks) - enc.encoded,
         seconds=time.perf_counter() - t_start,
-        encode_seconds=encode_s,
+        encode_seconds=enc.seconds,
         pruned=pruned,
     )

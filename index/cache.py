@@ -23,6 +23,13 @@ class EmbeddingCache:
             " model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,"
             " PRIMARY KEY (model, text_hash)) WITHOUT ROWID"
         )
+        # Sentence vectors (float16, one row per sentence), keyed by the text and its
+        # sentence spans: a different split of the same text needs new vectors.
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sentence_vectors ("
+            " model TEXT NOT NULL, key TEXT NOT NULL, vectors BLOB NOT NULL,"
+            " PRIMARY KEY (model, key)) WITHOUT ROWID"
+        )
         self._lock = threading.Lock()
         self.model_key = model_key
         self.dimension = dimension
@@ -37,29 +44,48 @@ class EmbeddingCache:
             dimension=encoder.dimension,
         )
 
-    def get_many(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
+    def _get(self, table: str, key: str, value: str, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
         with self._lock:
-            for start in range(0, len(hashes), 500):
-                batch = list(hashes[start : start + 500])
+            for start in range(0, len(keys), 500):
+                batch = list(keys[start : start + 500])
                 marks = ",".join("?" * len(batch))
                 rows = self._db.execute(
-                    f"SELECT text_hash, vector FROM embeddings WHERE model = ? "
-                    f"AND text_hash IN ({marks})",
+                    f"SELECT {key}, {value} FROM {table} WHERE model = ? AND {key} IN ({marks})",
                     [self.model_key, *batch],
                 )
-                for h, blob in rows:
-                    vec = np.frombuffer(blob, dtype=np.float32)
-                    if vec.shape[0] == self.dimension:
-                        found[h] = vec
+                found.update(rows)
         return found
 
-    def put_many(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        rows = [(self.model_key, h, np.asarray(v, np.float32).tobytes()) for h, v in items]
+    def _put(self, table: str, rows: list[tuple[str, str, bytes]]) -> None:
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+            self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", rows)
             self._db.execute("COMMIT")
+
+    def get_many(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        found = self._get("embeddings", "text_hash", "vector", hashes)
+        vectors = {h: np.frombuffer(blob, dtype=np.float32) for h, blob in found.items()}
+        return {h: v for h, v in vectors.items() if v.shape[0] == self.dimension}
+
+    def put_many(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        self._put(
+            "embeddings",
+            [(self.model_key, h, np.asarray(v, np.float32).tobytes()) for h, v in items],
+        )
+
+    def get_sentences(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found = self._get("sentence_vectors", "key", "vectors", keys)
+        return {
+            k: np.frombuffer(b, dtype=np.float16).reshape(-1, self.dimension)
+            for k, b in found.items()
+        }
+
+    def put_sentences(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        self._put(
+            "sentence_vectors",
+            [(self.model_key, k, np.asarray(v, np.float16).tobytes()) for k, v in items],
+        )
 
     def close(self) -> None:
         self._db.close()

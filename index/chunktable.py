@@ -24,6 +24,9 @@ class ChunkRow:
     url: str | None
     published: date | None
     kind: str
+    # One float16 vector per sentence of the chunk, pooled at index time (None where the
+    # index was built without them).
+    sentence_vectors: np.ndarray | None = None
 
 
 class ChunkTable:
@@ -46,6 +49,9 @@ class ChunkTable:
         # Python dict of ints costs ~125 MB, these two arrays 16 MB.
         self._order = np.argsort(self.int_ids, kind="stable")
         self._sorted_ids = self.int_ids[self._order]
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(chunks)")}
+        # Versions written before sentence vectors existed still open.
+        self._svec = "svec" if "svec" in columns else "NULL"
 
     def __len__(self) -> int:
         return len(self.int_ids)
@@ -62,7 +68,8 @@ class ChunkTable:
         marks = ",".join("?" * len(rows))
         cur = self._db.execute(
             f"SELECT row, id, article_id, ordinal, start, end_, text, language, sentences,"
-            f" title, outlet, url, published, kind FROM chunks WHERE row IN ({marks})",
+            f" title, outlet, url, published, kind, {self._svec} FROM chunks"
+            f" WHERE row IN ({marks})",
             [int(r) for r in rows],
         )
         by_row = {}
@@ -78,7 +85,10 @@ class ChunkTable:
                 sentences=tuple(tuple(s) for s in json.loads(r[8])),
             )
             pub = date.fromisoformat(r[12]) if r[12] else None
-            by_row[r[0]] = ChunkRow(chunk, r[9], r[10], r[11], pub, r[13])
+            svec = None
+            if r[14] is not None and chunk.sentences:
+                svec = np.frombuffer(r[14], np.float16).reshape(len(chunk.sentences), -1)
+            by_row[r[0]] = ChunkRow(chunk, r[9], r[10], r[11], pub, r[13], svec)
         return [by_row[int(r)] for r in rows if int(r) in by_row]
 
     def mask(
@@ -114,14 +124,18 @@ class ChunkTable:
 
     @staticmethod
     def write(
-        directory: Path, chunks: Sequence[Chunk], articles: dict[str, Article], int_ids: np.ndarray
+        directory: Path,
+        chunks: Sequence[Chunk],
+        articles: dict[str, Article],
+        int_ids: np.ndarray,
+        sentence_vectors: Sequence[np.ndarray] | None = None,
     ) -> None:
         db = sqlite3.connect(directory / ChunkTable.FILENAME)
         db.execute(
             "CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,"
             " int_id INTEGER UNIQUE NOT NULL, article_id TEXT NOT NULL, ordinal INTEGER,"
             " start INTEGER, end_ INTEGER, text TEXT, language TEXT, sentences TEXT,"
-            " title TEXT, outlet TEXT, url TEXT, published TEXT, kind TEXT)"
+            " title TEXT, outlet TEXT, url TEXT, published TEXT, kind TEXT, svec BLOB)"
         )
         db.execute("CREATE INDEX chunks_article ON chunks(article_id)")
         lang_idx: dict[str, int] = {}
@@ -154,9 +168,12 @@ class ChunkTable:
                     a.url,
                     a.published.isoformat() if a.published else None,
                     a.kind,
+                    None
+                    if sentence_vectors is None
+                    else np.asarray(sentence_vectors[r], np.float16).tobytes(),
                 )
             )
-        db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         db.commit()
         db.close()
         np.savez(

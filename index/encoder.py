@@ -38,6 +38,33 @@ class Encoder(Protocol):
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+Spans = Sequence[tuple[int, int]]
+
+
+@runtime_checkable
+class SentencePoolingEncoder(Encoder, Protocol):
+    """An encoder that also gives each passage's sentences a vector, from the same pass."""
+
+    def encode_passages_pooled(
+        self, texts: Sequence[str], spans: Sequence[Spans]
+    ) -> tuple[np.ndarray, list[np.ndarray]]: ...
+
+
+def pool_spans(
+    token_states: np.ndarray, offsets: np.ndarray, spans: Spans, shift: int, fallback: np.ndarray
+) -> np.ndarray:
+    """One L2-normalised vector per character span: the mean of the token states that lie
+    inside it (``offsets`` are the tokens' character offsets, ``shift`` where the text
+    starts after the prompt). A span cut off by truncation gets ``fallback``."""
+    out = np.empty((len(spans), token_states.shape[1]), np.float32)
+    real = offsets[:, 1] > offsets[:, 0]  # special tokens have empty offsets
+    for i, (a, b) in enumerate(spans):
+        inside = real & (offsets[:, 0] >= a + shift) & (offsets[:, 1] <= b + shift)
+        v = token_states[inside].mean(axis=0) if inside.any() else fallback
+        out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
+
+
 def cpu_has_fast_bf16() -> bool:
     """bf16 pays off only with native bf16 matmul (AMX or AVX512-BF16); without it,
     PyTorch emulates bf16 and runs several times slower than fp32."""
@@ -186,3 +213,36 @@ class SentenceTransformerEncoder:
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, "passage")
+
+    def encode_passages_pooled(
+        self, texts: Sequence[str], spans: Sequence[Spans]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors, and for each passage one vector per sentence span, pooled from
+        the token states of the same forward pass (in the context of the whole passage):
+        what the highlight compares the question with, at no extra encoding cost."""
+        if len(texts) == 0:
+            return np.zeros((0, self._dimension), np.float32), []
+        model = self._st()
+        prompt_name = self._prompt_names["passage"]
+        prompt = (model.prompts or {}).get(prompt_name, "") if prompt_name else ""
+        outs = model.encode(
+            list(texts),
+            prompt_name=prompt_name,
+            batch_size=self.batch_size,
+            output_value=None,
+            show_progress_bar=False,
+        )
+        offsets = model.tokenizer(
+            [prompt + t for t in texts],
+            return_offsets_mapping=True,
+            truncation=True,
+            max_length=model.max_seq_length,
+        )["offset_mapping"]
+        vectors = np.zeros((len(texts), self._dimension), np.float32)
+        pooled: list[np.ndarray] = []
+        for i, (out, offs, sp) in enumerate(zip(outs, offsets, spans, strict=True)):
+            v = out["sentence_embedding"].float().cpu().numpy()
+            vectors[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+            states = out["token_embeddings"][: len(offs)].float().cpu().numpy()
+            pooled.append(pool_spans(states, np.asarray(offs), sp, len(prompt), vectors[i]))
+        return vectors, pooled

@@ -28,6 +28,7 @@ class FusionParams:
     lexical_weight: float = 0.05
     candidates: int = 100
     abstain_threshold: float = 0.0  # top passage cosine below which: "not in the corpus"
+    highlight_term_weight: float = 0.01  # per shared term, added to a sentence's cosine
 
     def to_dict(self) -> dict:
         return asdict(self)

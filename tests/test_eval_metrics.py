@@ -15,6 +15,7 @@ from eval.metrics import (
     aggregate_by_slice,
     answer_hit_at_k,
     average_precision_at_k,
+    highlight_hit,
     hit_at_k,
     language_pair_slices,
     latency_percentiles,
@@ -119,3 +120,15 @@ def test_agrees_with_ranx(seed: int) -> None:
     theirs = evaluate(RanxQrels(qrels), RanxRun(scored), list(ours))
     for name, value in ours.items():
         assert value == pytest.approx(theirs[name], abs=1e-6), name
+
+
+def test_highlight_hit_counts_only_top_passages_holding_the_answer() -> None:
+    passages = {
+        "q1": ["A. The plant makes 500 MW. C."],
+        "q2": ["A. The plant makes 500 MW. C."],
+        "q3": ["nothing here"],
+        "q4": [],
+    }
+    highlights = {"q1": ["The plant makes 500 MW."], "q2": ["A."], "q3": ["nothing"], "q4": []}
+    answers = {"q1": "500 mw", "q2": "500 MW", "q3": "500 MW", "q4": "500 MW"}
+    assert highlight_hit(passages, highlights, answers) == {"q1": 1.0, "q2": 0.0}

@@ -93,6 +93,10 @@ class CountingEncoder:
         self.passages += len(texts)
         return self.inner.encode_passages(texts)
 
+    def encode_passages_pooled(self, texts, spans):
+        self.passages += len(texts)
+        return self.inner.encode_passages_pooled(texts, spans)
+
 
 def test_adding_ten_articles_encodes_only_their_chunks(
     fresh_home: Path, settings_for, encoder
@@ -113,6 +117,31 @@ def test_adding_ten_articles_encodes_only_their_chunks(
     try:
         res = engine.ask("Quelle puissance pour la centrale solaire de Laâyoune ?", 3)
         assert "80 MW" in res.passages[0].text
+        # Every chunk, reused or new, has one vector per sentence (cached ones read back).
+        table = engine.searcher().table
+        for row in table.get_rows(range(len(table))):
+            assert row.sentence_vectors is not None
+            assert row.sentence_vectors.shape == (len(row.chunk.sentences), encoder.dimension)
+    finally:
+        engine.close()
+
+
+def test_version_without_sentence_vectors_still_serves(
+    fresh_home: Path, settings_for, encoder
+) -> None:
+    """Versions written before sentence vectors existed: the highlight uses terms alone."""
+    settings = settings_for(fresh_home)
+    path = VersionStore(settings.index_dir).current_path()
+    db = sqlite3.connect(path / "chunks.sqlite3")
+    db.execute("ALTER TABLE chunks DROP COLUMN svec")
+    db.commit()
+    db.close()
+    table = Searcher(path, model=settings.model, dimension=encoder.dimension).table
+    assert all(r.sentence_vectors is None for r in table.get_rows(range(len(table))))
+    engine = QAEngine(settings, encoder)
+    try:
+        top = engine.ask("Quelle capacité pour le data center de Dakhla ?", 1).passages[0]
+        assert "500 MW" in top.text[top.highlight.start : top.highlight.end]
     finally:
         engine.close()
 

@@ -152,7 +152,7 @@ def test_bad_source_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_fast_question_path_matches_model(models_dir: Path, encoder) -> None:
-    from index.encoder import SentenceTransformerEncoder
+    from index.encoder import FAST_QUERY_BATCH, SentenceTransformerEncoder
 
     fast = SentenceTransformerEncoder(
         "builtin:multilingual-e5-small",
@@ -169,6 +169,28 @@ def test_fast_question_path_matches_model(models_dir: Path, encoder) -> None:
     for q in questions:
         cos = float(fast.encode_queries([q])[0] @ encoder.encode_queries([q])[0])
         assert cos >= 0.99, (q, cos)
-    # Batches (indexing, eval) stay on the model itself.
-    batch = questions * 2
+    # A server's batch of concurrent questions goes to the fast engine too; an eval run's
+    # thousands of questions, past FAST_QUERY_BATCH, stay on the model itself.
+    small = fast.encode_queries(questions * 2)
+    assert np.all(np.sum(small * encoder.encode_queries(questions * 2), axis=1) >= 0.99)
+    batch = questions * (FAST_QUERY_BATCH // len(questions) + 1)
     assert np.allclose(fast.encode_queries(batch), encoder.encode_queries(batch), atol=1e-5)
+
+
+def test_sentence_vectors_are_pooled_from_the_passage_pass(encoder) -> None:
+    text = (
+        "Le data center de Dakhla aura une capacité de 500 MW. "
+        "Il sera alimenté par des énergies renouvelables."
+    )
+    long_text = "Le port de Tanger Med a rouvert. " + "mot " * 800  # past 512 tokens
+    spans = [split_sentences(text), [(0, 33), (3000, 3100)]]
+    vectors, sentences = encoder.encode_passages_pooled([text, long_text], spans)
+    plain = encoder.encode_passages([text, long_text])
+    assert np.all(np.sum(vectors * plain, axis=1) > 0.9999)  # the same passage vectors
+    assert sentences[0].shape == (2, encoder.dimension)
+    assert np.allclose(np.linalg.norm(sentences[0], axis=1), 1, atol=1e-5)
+    question = encoder.encode_queries(["What is the capacity of the Dakhla data center?"])[0]
+    assert int(np.argmax(sentences[0] @ question)) == 0
+    # A sentence cut off by truncation falls back to the passage vector.
+    assert np.allclose(sentences[1][1], vectors[1], atol=1e-6)
+    assert not np.allclose(sentences[1][0], vectors[1], atol=1e-3)

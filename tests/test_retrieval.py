@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from index.searcher import Filters
 
 
@@ -13,6 +15,23 @@ def test_highlight_marks_the_answer_sentence(engine) -> None:
     sentence = top.text[top.highlight.start : top.highlight.end]
     assert "500 MW" in sentence
     assert 0 <= top.highlight.start < top.highlight.end <= len(top.text)
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("Which airline operated the MD-83 that crashed in Lagos in June 2012?", "Dana Air"),
+        ("¿Cuántos empleos suprimirá Hewlett-Packard en Francia de aquí a 2014?", "520 postes"),
+    ],
+)
+def test_cross_lingual_highlight_marks_the_answer_sentence(
+    engine, question: str, answer: str
+) -> None:
+    # English and Spanish questions over French passages of several sentences: the
+    # sentence vectors find the one that answers, where shared words alone did not.
+    top = engine.ask(question, 1).passages[0]
+    assert answer in top.text
+    assert answer in top.text[top.highlight.start : top.highlight.end]
 
 
 def test_cross_lingual_question_finds_french_answer(engine) -> None:

@@ -70,7 +70,7 @@ def sample_base(settings: Settings, encoder: Encoder, limit: int | None = None) 
     texts = [embed_text(c, a, params) for c, a in pairs]
     cache = EmbeddingCache.for_encoder(settings.cache_dir / "embeddings.sqlite3", encoder)
     try:
-        vectors, _, _ = encode_with_cache(texts, encoder, cache)
+        vectors = encode_with_cache(texts, encoder, cache).vectors
     finally:
         cache.close()
     articles = [
