@@ -98,7 +98,10 @@ def build_benchmark_index(
             encoder=encoder,
             root=root,
             cache=cache,
-            chunking=ChunkingParams(max_chars=BENCHMARK_MAX_CHARS, overlap_sentences=0),
+            # Benchmarks score passages, not highlights: no sentence vectors to pool.
+            chunking=ChunkingParams(
+                max_chars=BENCHMARK_MAX_CHARS, overlap_sentences=0, sentence_vectors=False
+            ),
             fusion=fusion,
             sizing=dense_sizing(user),
             keep_versions=1,

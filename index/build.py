@@ -38,6 +38,7 @@ class ChunkingParams:
     max_chars: int = 700
     overlap_sentences: int = 1
     embed_title: bool = True  # article chunks are encoded as "title\ntext" for context
+    sentence_vectors: bool = True  # pool a vector per sentence, for the highlight
 
 
 @dataclass
@@ -180,7 +181,13 @@ def build_index(
             [(a + len(t) - len(c.text), b + len(t) - len(c.text)) for a, b in c.sentences]
             for t, c in zip(texts, chunks, strict=True)
         ]
-        enc = encode_with_cache(texts, encoder, cache, spans=spans, progress=progress)
+        enc = encode_with_cache(
+            texts,
+            encoder,
+            cache,
+            spans=spans if chunking.sentence_vectors else None,
+            progress=progress,
+        )
         vectors = enc.vectors
 
         name, staging = store.new_staging()

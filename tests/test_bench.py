@@ -81,6 +81,7 @@ def test_latency_smoke_on_sample_index(
         out_dir=tmp_path,
     )
     data = _written(tmp_path, "latency")
+    assert all(_positive(v) for v in data["encoder_alone"].values())
     rows = data["rows"]
     assert {(r["workload"], r["c"]) for r in rows} == {
         (w, c) for w in ("mixed", "distinct") for c in (1, 4)

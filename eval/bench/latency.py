@@ -67,6 +67,28 @@ async def _fire(base: str, questions: list[str], concurrency: int) -> dict:
     }
 
 
+def encoder_ceiling(encoder: Encoder, questions: Sequence[str], batch: int = 32) -> dict:
+    """What the question encoder alone does on this machine, in this process, with no
+    server running: the floor under a new question's latency (one question alone) and the
+    ceiling over distinct-question throughput (a full batch, both cores). The served
+    figures are read against these."""
+    qs = list(questions)
+    encoder.encode_queries(qs[:2])  # warm
+    alone = []
+    for q in qs[:batch]:
+        t0 = time.perf_counter()
+        encoder.encode_queries([q])
+        alone.append((time.perf_counter() - t0) * 1000)
+    t0 = time.perf_counter()
+    encoder.encode_queries(qs[batch : 2 * batch])
+    per_question = (time.perf_counter() - t0) * 1000 / len(qs[batch : 2 * batch])
+    return {
+        "alone_p50_ms": float(np.median(alone)),
+        f"batch{batch}_ms_per_question": per_question,
+        "max_distinct_qps": 1000 / per_question,
+    }
+
+
 def _sample_settings(settings: Settings, home: Path) -> Settings:
     """A scratch home with the sample indexed (the user's embedding cache spares encoding
     it again on every run)."""
@@ -105,6 +127,7 @@ def bench_latency(
     """``engine``: serve the sample from this already-loaded engine in a thread of this
     process (tests); without it each size gets a real server process."""
     rows = []
+    ceiling = encoder_ceiling(encoder, Workload(seed=99).distinct(64))
     with tempfile.TemporaryDirectory(prefix="akhbar-bench-latency-") as tmp:
         for size in sizes:
             with _serving(size, settings, encoder, Path(tmp), work_dir, engine) as (served, n):
@@ -130,6 +153,7 @@ def bench_latency(
         "every question new to the server; rate limit off; sizes other than 'sample' are "
         "synthetic tiers (see scale)",
         "server": "thread (shared engine)" if engine is not None else "uvicorn subprocess",
+        "encoder_alone": ceiling,
         "rows": rows,
         "targets_100k": TARGETS_100K,
         "meets_100k": _meets(rows),

@@ -157,6 +157,7 @@ def _print_latency(console: Console, res: dict) -> None:
     cols = ["size", "chunks", "workload", "c", "requests", "errors", "p50_ms", "p95_ms"]
     cols += ["p99_ms", "qps", "server_took_p50_ms", "server_rss_mb"]
     console.print(_table("/v1/ask over HTTP (client-side)", res["rows"], cols))
+    console.print(f"question encoder alone, same machine, no server: {res['encoder_alone']}")
     console.print(f"targets at 100k: {res['targets_100k']} -> {res['meets_100k']}")
 
 
