@@ -127,7 +127,7 @@ def eval_set_markdown(result: Mapping[str, Any], chart: str | None) -> list[str]
         for mode in r
     ]
     lines += _table(header, rows)
-    lines += ["", "### Abstention (top score < threshold ⇒ abstain)", ""]
+    lines += ["", "### Abstention (top cosine − 10th-best cosine < threshold ⇒ abstain)", ""]
     rows = []
     for mode in r:
         a = r[mode]["abstention"]
@@ -162,9 +162,10 @@ def eval_set_markdown(result: Mapping[str, Any], chart: str | None) -> list[str]
     )
     lines += [
         "",
-        "As in the service, each retriever abstains when the cosine of its top passage is "
-        "under the threshold (the BM25 bonus is left out: near-miss questions share words "
-        "with the corpus too). The best-F1 threshold is a calibration suggestion fitted "
+        "As in the service, each retriever abstains when the cosine of its top passage "
+        "stands less than the threshold above the question's 10th-best cosine (the BM25 "
+        "bonus is left out: near-miss questions share words with the corpus too). The "
+        "best-F1 threshold is a calibration suggestion fitted "
         "on this set, not a held-out estimate.",
         "",
         "### Per language pair (question → gold article)",

@@ -110,8 +110,8 @@ def retrieve(
             run.docs[query.id] = ranked_docs(hits)
             run.passages[query.id] = [h.row.chunk.text for h in hits]
             run.highlights[query.id] = [h.row.chunk.text[slice(*h.highlight)] for h in hits]
-            # The service's abstention rule reads the top passage's cosine (service/qa.py).
-            run.top_score[query.id] = hits[0].dense if hits else -math.inf
+            # The service's abstention rule reads the best margin returned (service/qa.py).
+            run.top_score[query.id] = max(h.margin for h in hits) if hits else -math.inf
             done += 1
         if progress:
             progress(stage, done, total)

@@ -39,6 +39,9 @@ class Hit:
     dense: float
     lexical: float
     highlight: tuple[int, int]
+    # How far the cosine stands above the question's reference cosine (see FusionParams):
+    # what abstention reads.
+    margin: float
 
 
 class Searcher:
@@ -106,6 +109,12 @@ class Searcher:
         q = query_vector.reshape(1, -1)
         d_scores, d_ids = self.dense.search(q, n_cand, allowed)
         found = d_ids[0] >= 0
+        ranked = d_scores[0][found]  # best first
+        reference = (
+            float(ranked[min(self.fusion.abstain_reference_rank, len(ranked)) - 1])
+            if len(ranked)
+            else 0.0
+        )
         dense_of = {
             row: float(score)
             for row, score in zip(
@@ -154,6 +163,7 @@ class Searcher:
                     row=row,
                     score=float(fused[pos]),
                     dense=float(dense_arr[pos]),
+                    margin=float(dense_arr[pos]) - reference,
                     lexical=float(lex_all[row_idx]),
                     highlight=self._highlight(row, q_terms, query_vector),
                 )

@@ -152,9 +152,10 @@ class QAEngine:
         language, vec = self.understand(q)
         hits = self._search(searcher, q, language, vec, k, filters or Filters())
         threshold = searcher.fusion.abstain_threshold
-        # The cosine, not the fused score: the BM25 bonus says "shares words", which
-        # unanswerable near-miss questions do as well.
-        answerable = bool(hits) and hits[0].dense >= threshold
+        # From the cosine, not the fused score: the BM25 bonus says "shares words", which
+        # unanswerable near-miss questions do as well. The best margin among the passages
+        # returned: whether anything stands out does not depend on how they were ordered.
+        answerable = bool(hits) and max(h.margin for h in hits) >= threshold
         return AskResponse(
             question=question,
             question_language=language,

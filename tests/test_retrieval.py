@@ -64,6 +64,15 @@ def test_abstains_off_topic_and_answers_on_topic(engine) -> None:
     assert off.passages  # still shown, marked as not answering
 
 
+def test_margin_is_measured_from_the_questions_tenth_best_cosine(engine) -> None:
+    question = "Quelle capacité pour le data center de Dakhla ?"
+    language, vector = engine.understand(question)
+    hits = engine.searcher().search(vector, question, language, 10, mode="dense")
+    assert [h.dense for h in hits] == sorted((h.dense for h in hits), reverse=True)
+    assert abs(hits[9].margin) < 1e-6
+    assert abs(hits[0].margin - (hits[0].dense - hits[9].dense)) < 1e-6
+
+
 def test_no_duplicate_passages(engine) -> None:
     res = engine.ask("Akhannouch sport", 10)
     texts = [" ".join(p.text.split()).casefold() for p in res.passages]
