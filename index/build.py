@@ -210,7 +210,12 @@ def build_index(
             "libraries": _library_versions(),
             "files": {
                 p.name: file_digest(p)
-                for p in (staging / DenseIndex.FILENAME, staging / ChunkTable.ARRAYS)
+                for p in (
+                    staging / DenseIndex.FILENAME,
+                    staging / DenseIndex.EXACT_FILENAME,
+                    staging / ChunkTable.ARRAYS,
+                )
+                if p.exists()
             },
         }
         path = store.commit(name, staging, manifest)

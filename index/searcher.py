@@ -109,12 +109,6 @@ class Searcher:
         q = query_vector.reshape(1, -1)
         d_scores, d_ids = self.dense.search(q, n_cand, allowed)
         found = d_ids[0] >= 0
-        ranked = d_scores[0][found]  # best first
-        reference = (
-            float(ranked[min(self.fusion.abstain_reference_rank, len(ranked)) - 1])
-            if len(ranked)
-            else 0.0
-        )
         dense_of = {
             row: float(score)
             for row, score in zip(
@@ -133,11 +127,21 @@ class Searcher:
         )
         extra = [int(r) for r in top_lex if lex_all[r] > 0 and int(r) not in dense_of]
         rows_arr = np.array([*dense_of, *extra], np.int64)
-        if extra:
-            vecs = self.dense.reconstruct(self.table.int_ids[extra])
-            for r, v in zip(extra, vecs, strict=True):
-                dense_of[r] = float(v @ query_vector)
-        dense_arr = np.array([dense_of[int(r)] for r in rows_arr], np.float32)
+        n_dense = len(dense_of)
+        dense_arr = self.dense.exact_scores(rows_arr, query_vector)
+        if dense_arr is None:
+            if extra:
+                vecs = self.dense.reconstruct(self.table.int_ids[extra])
+                for r, v in zip(extra, vecs, strict=True):
+                    dense_of[r] = float(v @ query_vector)
+            dense_arr = np.array([dense_of[int(r)] for r in rows_arr], np.float32)
+        # The question's reference cosine for abstention, among the dense candidates.
+        ranked = np.sort(dense_arr[:n_dense])[::-1]
+        reference = (
+            float(ranked[min(self.fusion.abstain_reference_rank, len(ranked)) - 1])
+            if len(ranked)
+            else 0.0
+        )
         if mode == "hybrid":
             fused = fuse(dense_arr, lex_all[rows_arr], self.fusion)
         elif mode == "dense":

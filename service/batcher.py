@@ -32,10 +32,10 @@ class QuestionBatcher:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = False
+        self.batches = 0  # encoder calls that succeeded, and the questions they answered
+        self.questions = 0
         self._thread = threading.Thread(target=self._run, name="akhbar-encoder", daemon=True)
         self._thread.start()
-        self.batches = 0  # calls to the encoder, for tests and logs
-        self.questions = 0
 
     def submit(self, question: str) -> Future[np.ndarray]:
         """The question's vector, once its batch is encoded."""
@@ -44,9 +44,6 @@ class QuestionBatcher:
         future: Future[np.ndarray] = Future()
         self._queue.put((question, future))
         return future
-
-    def encode(self, question: str) -> np.ndarray:
-        return self.submit(question).result()
 
     def close(self) -> None:
         if not self._closed:

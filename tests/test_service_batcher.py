@@ -91,7 +91,7 @@ def test_an_encoder_error_reaches_every_waiting_question_and_the_batcher_goes_on
             with pytest.raises(RuntimeError, match="exploded"):
                 f.result(timeout=60)
         gate.fail = False
-        assert batcher.encode(QUESTIONS[0]).shape == (encoder.dimension,)
+        assert batcher.submit(QUESTIONS[0]).result(timeout=60).shape == (encoder.dimension,)
     finally:
         batcher.close()
     with pytest.raises(RuntimeError, match="closed"):

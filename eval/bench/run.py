@@ -164,6 +164,7 @@ def _print_latency(console: Console, res: dict) -> None:
 def _print_scale(console: Console, res: dict) -> None:
     cols = ["chunks", "index", "build_s", "index_mb", "rss_loaded_mb", "rss_after_queries_mb"]
     cols += ["search_p50_ms", "search_p95_ms", "ask_p50_ms", "ask_p95_ms", "recall@10"]
+    cols += ["faiss_recall@10"]
     console.print(_table("Scale tiers (SYNTHETIC vectors, see note)", res["rows"], cols))
     console.print(res["note"])
     for n, parts in res["memory_breakdown"].items():
