@@ -9,7 +9,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from corpus.language import detect_language
 from corpus.store import Store
@@ -81,10 +80,6 @@ class QAEngine:
 
     def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
         self.settings = settings
-        # The query path's BLAS work is one small product per question (the exact index):
-        # numpy's BLAS threads gain nothing there, and their spinning slowed the question
-        # encoder's threads on the same cores ~2x (15 -> 35 ms a question, measured).
-        threadpool_limits(1, user_api="blas")
         self.encoder = encoder or load_encoder(settings)
         self.store = Store(settings.store_path)
         self.index: IndexBackend = local_index(settings, self.encoder)
