@@ -133,6 +133,7 @@ def test_peer_smoke(settings_for, encoder, tmp_path: Path) -> None:
     bench_peer(settings, encoder, articles=3, queries=5, out_dir=tmp_path / "out")
     data = _written(tmp_path / "out", "peer")
     assert data["chunks"] == data["peer_chunks"] > 0
+    assert all(len(runs) == 2 for runs in data["indexing_runs_s"].values())
     for side in ("txtai_search", "ours_ask", "ours_search"):
         assert _positive(data["query_latency"][side]["p50_ms"])
     assert _positive(data["indexing_ratio_txtai_over_ours_index"])

@@ -51,8 +51,12 @@ def bench_peer(
     *,
     articles: int | None = None,
     queries: int = 100,
+    rounds: int = 2,
     out_dir: Path = RESULTS_DIR,
 ) -> dict:
+    """Indexing is timed ``rounds`` times per side, the order alternating, from an empty
+    embedding cache each time; the best of each side is compared (on a shared machine
+    the best run is the least disturbed one)."""
     why = txtai_status()
     if why is not None:
         result = {"benchmark": "peer", "skipped": why}
@@ -62,28 +66,43 @@ def bench_peer(
 
     model_dir = settings.models_dir / BUILTIN_NAME
     with tempfile.TemporaryDirectory(prefix="akhbar-bench-peer-") as tmp:
-        s = bench_settings(settings, Path(tmp) / "home")
         targets = [str(sample_corpus_path())]
         if articles:  # the first N articles of the sample, for quick runs
             targets = [str(Path(tmp) / "slice.jsonl")]
             write_slice(sample_corpus_path() / JSONL, Path(targets[0]), 0, articles)
         encoder.encode_passages(["échauffement"])
-        t0 = time.perf_counter()
-        run_ingest(s, targets)
-        t1 = time.perf_counter()
-        build = run_index(s, encoder)
-        ours_total, ours_index = time.perf_counter() - t0, time.perf_counter() - t1
-        texts = chunk_embed_texts(s)  # exactly what our build encoded
-
         peer = Embeddings(_txtai_config(model_dir))
         # Loads the model; index() on the same instance then rebuilds from scratch with it.
         peer.index(["échauffement"])
-        t0 = time.perf_counter()
-        peer.index(texts)
-        peer_index = time.perf_counter() - t0
+        ours_runs: list[tuple[float, float]] = []  # (ingest + index, index)
+        peer_runs: list[float] = []
+
+        def ours(i: int) -> Settings:
+            s = bench_settings(settings, Path(tmp) / f"home{i}")  # empty cache each time
+            t0 = time.perf_counter()
+            run_ingest(s, targets)
+            t1 = time.perf_counter()
+            run_index(s, encoder)
+            ours_runs.append((time.perf_counter() - t0, time.perf_counter() - t1))
+            return s
+
+        def theirs(texts: list[str]) -> None:
+            t0 = time.perf_counter()
+            peer.index(texts)
+            peer_runs.append(time.perf_counter() - t0)
+
+        s = ours(0)
+        texts = chunk_embed_texts(s)  # exactly what our build encoded
+        theirs(texts)
+        for i in range(1, rounds):
+            theirs(texts)
+            s = ours(i)
+        ours_total, ours_index = min(ours_runs, key=lambda r: r[1])
+        peer_index = min(peer_runs)
 
         engine = QAEngine(s, encoder)
         searcher = engine.searcher()
+        engine_chunks = searcher.count
         qs = Workload(seed=7).distinct(queries)  # never cached by either side
         timings: dict[str, list[float]] = {"txtai_search": [], "ours_ask": [], "ours_search": []}
         for q in qs[:3]:
@@ -112,13 +131,14 @@ def bench_peer(
         "note": "same process, same model directory, same chunk texts; queries are distinct "
         "(no cache hits for either); ours_search = encode + Searcher.search, ours_ask = "
         "QAEngine.ask (adds language detection, store checks, highlights)",
-        "chunks": build.chunks,
+        "chunks": engine_chunks,
         "peer_chunks": len(texts),
         "indexing_s": {
             "ours_ingest_and_index": ours_total,
             "ours_index": ours_index,
             "txtai_index": peer_index,
         },
+        "indexing_runs_s": {"ours_index": [r[1] for r in ours_runs], "txtai_index": peer_runs},
         "indexing_ratio_txtai_over_ours_index": peer_index / ours_index,
         "query_latency": lat,
         "p50_ratio_ours_ask_over_txtai": lat["ours_ask"]["p50_ms"] / lat["txtai_search"]["p50_ms"],
