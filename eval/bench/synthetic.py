@@ -120,12 +120,15 @@ class SynthVectors:
 class PerturbedEncoder:
     """Serves the synthetic vectors to build_index, looking rows up by the text's suffix.
 
-    Keeps the name and dimension of the real encoder, so the served index opens with it."""
+    Keeps the name and dimension of the real encoder, so the served index opens with it.
+    The build asks for texts longest first, i.e. rows in no useful order, so all n vectors
+    are generated once, in row order (block by block), and then looked up."""
 
-    def __init__(self, real: Encoder, vectors: SynthVectors) -> None:
+    def __init__(self, real: Encoder, vectors: SynthVectors, n: int) -> None:
         self._name, self._dimension = real.name, real.dimension
         self.precision = getattr(real, "precision", "")
-        self._vectors = vectors
+        self._make = lambda: vectors(np.arange(n, dtype=np.int64))
+        self._all: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -139,7 +142,9 @@ class PerturbedEncoder:
         raise NotImplementedError("queries always go through the real encoder")
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._vectors(np.array([int(_REF.search(t).group(1)) for t in texts], np.int64))
+        if self._all is None:
+            self._all = self._make()
+        return self._all[np.array([int(_REF.search(t).group(1)) for t in texts], np.int64)]
 
 
 def tier_articles(base: Base, n: int, max_chars: int) -> Iterator[Article]:
@@ -222,7 +227,7 @@ def ensure_tier(
     t0 = time.perf_counter()
     _fill_store(s, articles)
     fill_s = time.perf_counter() - t0
-    fake = PerturbedEncoder(encoder, SynthVectors(base.vectors, sigma, seed))
+    fake = PerturbedEncoder(encoder, SynthVectors(base.vectors, sigma, seed), n)
     t0 = time.perf_counter()
     report = build_index(
         articles,
