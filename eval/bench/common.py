@@ -78,10 +78,12 @@ def write_result(name: str, data: dict, out_dir: Path = RESULTS_DIR) -> Path:
     return path
 
 
-def vm_rss_mb() -> float:
-    """Current resident memory (peak RSS hides what a loaded process keeps)."""
+def vm_rss_mb(field: str = "VmRSS") -> float:
+    """Current resident memory (peak RSS hides what a loaded process keeps). ``RssAnon``:
+    the process's own memory; ``RssFile``: pages of memory-mapped files it has touched,
+    which the kernel can drop and read back at will."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 

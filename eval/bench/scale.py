@@ -116,6 +116,8 @@ def bench_scale(
                     "store_mb": s.store_path.stat().st_size / 2**20,
                     "rss_loaded_mb": served["rss_loaded_mb"],
                     "rss_after_queries_mb": served["rss_after_queries_mb"],
+                    "rss_anon_after_queries_mb": served["rss_anon_after_queries_mb"],
+                    "rss_file_after_queries_mb": served["rss_file_after_queries_mb"],
                     "peak_rss_mb": served["peak_rss_mb"],
                     "search_p50_ms": served["search"]["p50_ms"],
                     "search_p95_ms": served["search"]["p95_ms"],

@@ -48,6 +48,8 @@ def serve(questions: list[str]) -> dict:
         "rss_start_mb": rss_start,
         "rss_loaded_mb": rss_loaded,
         "rss_after_queries_mb": vm_rss_mb(),
+        "rss_anon_after_queries_mb": vm_rss_mb("RssAnon"),
+        "rss_file_after_queries_mb": vm_rss_mb("RssFile"),
         "peak_rss_mb": peak_rss_mb(),
         "search": percentiles(search_ms),
         "ask": percentiles(ask_ms),
