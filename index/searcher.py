@@ -69,7 +69,14 @@ class Searcher:
         # Fusion is query-time only: an index recorded with older fusion fields still
         # opens, and is searched with the fields this version knows.
         known = FusionParams.__dataclass_fields__
-        self.fusion = FusionParams(**{k: v for k, v in manifest["fusion"].items() if k in known})
+        recorded = {k: v for k, v in manifest["fusion"].items() if k in known}
+        if "abstain_reference_rank" not in recorded and "abstain_threshold" in recorded:
+            # Built when the threshold applied to the raw cosine: read as a margin it would
+            # mark every answer "not in the corpus". Never abstain until a rebuild records
+            # a threshold of the current kind.
+            log.warning("index %s: abstention threshold from an older rule; rebuild", path.name)
+            del recorded["abstain_threshold"]
+        self.fusion = FusionParams(**recorded)
         self.dense = DenseIndex.load(path, DenseParams(**manifest["dense"]))
         # Memory-mapped: the BM25 matrix is paged in as queries touch it.
         self.lexical = LexicalIndex.load(path, mmap=True)

@@ -126,6 +126,20 @@ def test_adding_ten_articles_encodes_only_their_chunks(
         engine.close()
 
 
+def test_threshold_of_the_older_abstention_rule_is_not_read_as_a_margin(
+    fresh_home: Path, settings_for, encoder
+) -> None:
+    settings = settings_for(fresh_home)
+    path = VersionStore(settings.index_dir).current_path()
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["fusion"]["abstain_reference_rank"]
+    manifest["fusion"]["abstain_threshold"] = 0.81  # a cosine, under the old rule
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    searcher = Searcher(path, model=settings.model, dimension=encoder.dimension)
+    assert searcher.fusion.abstain_threshold == 0.0  # answers, rather than refusing all
+    searcher.close()
+
+
 def test_version_without_sentence_vectors_still_serves(
     fresh_home: Path, settings_for, encoder
 ) -> None:
