@@ -7,6 +7,7 @@ from the chunk id, so deletes and rebuilds can never shift which vector means wh
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,42 +43,103 @@ class DenseSizing:
     cores, ~20 ms at 100k, past the latency budget; above ``exact_max`` an HNSW graph
     answers in about a millisecond. Its vectors stay fp32 (best recall) until
     ``compact_min``, where fp32 alone would be 1.5 GB at a million chunks: above it they
-    are 8-bit scalar-quantised, a quarter of the memory (recall measured in bench scale).
+    are 8-bit scalar-quantised, a quarter of the memory, and the candidates are rescored
+    exactly from the fp32 vectors on disk.
+
+    HNSW rather than IVF for the compact tier: on the 14,884 real passage vectors of the
+    embedding cache (eval-set questions, candidates rescored), IVF scanning 1.6% of its
+    lists served recall@10 0.51 and needed a quarter of them for 0.98, where HNSW+SQ8 at
+    efSearch 128 served 0.994. (IVF did well only on the synthetic 1M tier, whose
+    near-copies of 368 passages are exactly the clusters k-means finds.)
     """
 
     exact_max: int = 50_000
     compact_min: int = 500_000
+    # The compact tier's efSearch, the smallest of 256, 512, 1024, 1536, 2048, 3072 that
+    # served recall@10 >= 0.95 on the synthetic 1M tier, whose ~2,700 near-copies of each
+    # passage need a wide beam: 0.849, 0.909, 0.945, 0.955, 0.957, 0.969; the HNSW search
+    # itself 1.7, 2.7, 4.3, 5.0, 6.5, 11.5 ms p50 a question on 2 cores.
+    compact_ef_search: int = 1536
 
     def params(self, n: int) -> DenseParams:
         if n <= self.exact_max:
             return DenseParams(kind="flat", storage="fp32")
-        return DenseParams(kind="hnsw", storage="sq8" if n > self.compact_min else "fp32")
+        if n <= self.compact_min:
+            return DenseParams(kind="hnsw", storage="fp32")
+        return DenseParams(kind="hnsw", storage="sq8", ef_search=self.compact_ef_search)
+
+
+def _qtype(storage: str) -> int:
+    if storage == "sq8":
+        return faiss.ScalarQuantizer.QT_8bit
+    if storage == "fp16":
+        return faiss.ScalarQuantizer.QT_fp16
+    raise ValueError(f"unknown dense storage {storage!r}")
 
 
 def _factory(dim: int, params: DenseParams) -> faiss.Index:
+    ip = faiss.METRIC_INNER_PRODUCT
     if params.kind == "flat":
         if params.storage == "fp32":
             return faiss.IndexFlatIP(dim)
-        qtype = (
-            faiss.ScalarQuantizer.QT_8bit
-            if params.storage == "sq8"
-            else (faiss.ScalarQuantizer.QT_fp16)
-        )
-        return faiss.IndexScalarQuantizer(dim, qtype, faiss.METRIC_INNER_PRODUCT)
+        return faiss.IndexScalarQuantizer(dim, _qtype(params.storage), ip)
     if params.kind == "hnsw":
         if params.storage == "fp32":
-            index = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexHNSWFlat(dim, params.hnsw_m, ip)
         else:
-            qtype = (
-                faiss.ScalarQuantizer.QT_8bit
-                if params.storage == "sq8"
-                else (faiss.ScalarQuantizer.QT_fp16)
-            )
-            index = faiss.IndexHNSWSQ(dim, qtype, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexHNSWSQ(dim, _qtype(params.storage), params.hnsw_m, ip)
         index.hnsw.efConstruction = params.ef_construction
         index.hnsw.efSearch = params.ef_search
         return index
     raise ValueError(f"unknown dense index kind {params.kind!r}")
+
+
+def _tune(index: faiss.Index, params: DenseParams) -> None:
+    """Query-time parameters, which FAISS does not keep in the saved file."""
+    outer = faiss.downcast_index(index)
+    inner = faiss.downcast_index(outer.index) if hasattr(outer, "id_map") else outer
+    if params.kind == "hnsw":
+        inner.hnsw.efSearch = params.ef_search
+
+
+class ExactVectors:
+    """The fp32 vectors of a quantised index, read from disk row by row on demand.
+
+    pread, not a memory map: a question needs ~100 scattered rows of a 1.5 GB file
+    (a million chunks), and mapped pages count in the server's resident memory (with the
+    kernel's fault-around, 64 KB per row touched), where read pages stay in the kernel's
+    page cache, shared and reclaimable.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = -1
+        header = np.load(path, mmap_mode="r")
+        if header.dtype != np.float32 or header.ndim != 2 or not header.flags.c_contiguous:
+            raise ValueError(f"{path}: expected a C-ordered float32 matrix")
+        self.shape: tuple[int, int] = header.shape
+        self._offset = int(header.offset)
+        del header
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        n, dim = self.shape
+        out = np.empty((len(rows), dim), np.float32)
+        for i, r in enumerate(rows.tolist()):
+            if not 0 <= r < n:
+                raise IndexError(f"vector row {r} out of range (0..{n - 1})")
+            data = os.pread(self._fd, dim * 4, self._offset + r * dim * 4)
+            if len(data) != dim * 4:
+                raise OSError(f"short read of vector row {r}")
+            out[i] = np.frombuffer(data, np.float32)
+        return out
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class DenseIndex:
@@ -86,14 +148,18 @@ class DenseIndex:
     EXACT_FILENAME = "vectors.f32.npy"
 
     def __init__(
-        self, index: faiss.Index, params: DenseParams, exact: np.ndarray | None = None
+        self,
+        index: faiss.Index,
+        params: DenseParams,
+        exact: np.ndarray | ExactVectors | None = None,
     ) -> None:
         self._index = index
         self.params = params
+        _tune(index, params)
         # A quantised index finds candidates; their cosines are then computed from these
-        # fp32 vectors, memory-mapped from disk, so only the candidates' pages are read:
-        # 8-bit codes cannot order the many near-equal passages of a million-chunk corpus
-        # (recall@10 measured in bench scale), the exact vectors can.
+        # fp32 vectors (in memory after a build, read from disk once saved): 8-bit codes
+        # cannot order the many near-equal passages of a million-chunk corpus (recall@10
+        # measured in bench scale), the exact vectors can.
         self._exact = exact
         # For the exact fp32 index, a zero-copy numpy view of its vectors: one BLAS
         # matrix-vector product beats FAISS's single-query scan (no SIMD in the generic
@@ -163,26 +229,34 @@ class DenseIndex:
         """fp32 cosines of these rows for a quantised index (None: FAISS's are exact)."""
         if self._exact is None:
             return None
-        order = np.argsort(rows)  # ascending rows: sequential reads of the mapped file
+        order = np.argsort(rows)  # ascending rows: reads in file order
+        ordered = rows[order]
+        vectors = (
+            self._exact.rows(ordered)
+            if isinstance(self._exact, ExactVectors)
+            else self._exact[ordered]
+        )
         out = np.empty(len(rows), np.float32)
-        out[order] = self._exact[rows[order]] @ query
+        out[order] = vectors @ query
         return out
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """Stored vectors for these ids (approximate for quantised storage)."""
         return self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
 
+    def close(self) -> None:
+        if isinstance(self._exact, ExactVectors):
+            self._exact.close()
+
     def save(self, directory: Path) -> None:
         faiss.write_index(self._index, str(directory / self.FILENAME))
-        if self._exact is not None:
+        if isinstance(self._exact, np.ndarray):
             np.save(directory / self.EXACT_FILENAME, self._exact)
 
     @classmethod
     def load(cls, directory: Path, params: DenseParams, *, mmap: bool = False) -> DenseIndex:
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         index = faiss.read_index(str(directory / cls.FILENAME), flags)
-        if params.kind == "hnsw":
-            faiss.downcast_index(faiss.downcast_index(index).index).hnsw.efSearch = params.ef_search
         exact_path = directory / cls.EXACT_FILENAME
-        exact = np.load(exact_path, mmap_mode="r") if exact_path.exists() else None
+        exact = ExactVectors(exact_path) if exact_path.exists() else None
         return cls(index, params, exact)

@@ -126,13 +126,16 @@ class Searcher:
         lex_all = self.lexical.scores_in_passage_language(
             question, self.table.lang_codes, self.table.languages, mask
         )
-        # argpartition, not argsort: at a million chunks a full sort costs ~100 ms.
+        # Among the chunks sharing a term, and argpartition, not argsort: at a million
+        # chunks a full sort costs ~100 ms, a partition of all rows ~5. (A boolean scan:
+        # flatnonzero on the floats themselves is 4x slower.)
+        matched = np.flatnonzero(lex_all > 0)
         top_lex = (
-            np.argpartition(-lex_all, n_cand)[:n_cand]
-            if len(lex_all) > n_cand
-            else np.arange(len(lex_all))
+            matched[np.argpartition(-lex_all[matched], n_cand)[:n_cand]]
+            if len(matched) > n_cand
+            else matched
         )
-        extra = [int(r) for r in top_lex if lex_all[r] > 0 and int(r) not in dense_of]
+        extra = [int(r) for r in top_lex if int(r) not in dense_of]
         rows_arr = np.array([*dense_of, *extra], np.int64)
         n_dense = len(dense_of)
         dense_arr = self.dense.exact_scores(rows_arr, query_vector)
@@ -219,3 +222,4 @@ class Searcher:
 
     def close(self) -> None:
         self.table.close()
+        self.dense.close()
