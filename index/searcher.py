@@ -153,7 +153,7 @@ class Searcher:
             else 0.0
         )
         if mode == "hybrid":
-            fused = fuse(dense_arr, lex_all[rows_arr], self.fusion)
+            fused = fuse(dense_arr, lex_all[rows_arr], self.table.lang_codes[rows_arr], self.fusion)
         elif mode == "dense":
             fused = dense_arr
         else:

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     encode_batch_size: int = Field(32, ge=1, le=1024)
 
     lexical_weight: float = Field(
-        0.05, ge=0, le=1, description="Bounded BM25 bonus added to the cosine (see index/fusion)."
+        0.03, ge=0, le=1, description="Bounded BM25 bonus added to the cosine (see index/fusion)."
     )
     abstain_threshold: float = Field(
         0.0338,
