@@ -103,21 +103,25 @@ class LexicalIndex:
         numbers and cognates meet across languages.
 
         The sum runs over the query terms' postings in bm25s's precomputed score matrix,
-        each posting kept where its chunk is in the language the term was analysed for,
-        and is accumulated with one bincount: bm25s's own get_scores (np.add.at, per
-        language over all rows) took 22 ms a question at a million chunks, this ~5."""
+        accumulated with one bincount: bm25s's own get_scores (np.add.at, per language
+        over all rows) took 22 ms a question at a million chunks, this ~5. A term that
+        several analyses of the question share (names and numbers usually) is read once,
+        each posting weighted by how often its chunk's language produced the term."""
         matrix = self._bm25.scores
         data, indices, indptr = matrix["data"], matrix["indices"], matrix["indptr"]
+        # term id -> per language code, its count in that analysis of the question (a
+        # repeated query term counts once per occurrence, as in bm25s)
+        counts: dict[int, np.ndarray] = {}
+        for code, language in enumerate(languages):
+            for term in self._vocab.ids(analyze_cached(query, language)):
+                counts.setdefault(term, np.zeros(len(languages), np.float32))[code] += 1
         rows: list[np.ndarray] = []
         weights: list[np.ndarray] = []
-        for code, language in enumerate(languages):
-            # A repeated query term counts once per occurrence, as in bm25s.
-            for term in self._vocab.ids(analyze_cached(query, language)):
-                span = slice(int(indptr[term]), int(indptr[term + 1]))
-                docs = indices[span]
-                keep = row_languages[docs] == code
-                rows.append(docs[keep])
-                weights.append(data[span][keep])
+        for term, per_language in counts.items():
+            span = slice(int(indptr[term]), int(indptr[term + 1]))
+            docs = indices[span]
+            rows.append(docs)
+            weights.append(data[span] * per_language[row_languages[docs]])
         n = len(row_languages)
         if not rows:
             return np.zeros(n, np.float32)
