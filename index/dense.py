@@ -254,9 +254,8 @@ class DenseIndex:
             np.save(directory / self.EXACT_FILENAME, self._exact)
 
     @classmethod
-    def load(cls, directory: Path, params: DenseParams, *, mmap: bool = False) -> DenseIndex:
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-        index = faiss.read_index(str(directory / cls.FILENAME), flags)
+    def load(cls, directory: Path, params: DenseParams) -> DenseIndex:
+        index = faiss.read_index(str(directory / cls.FILENAME))
         exact_path = directory / cls.EXACT_FILENAME
         exact = ExactVectors(exact_path) if exact_path.exists() else None
         return cls(index, params, exact)
