@@ -7,6 +7,7 @@ single connection keeps transactions simple. WAL lets other processes read meanw
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -52,6 +53,19 @@ CREATE TABLE IF NOT EXISTS ingest_log (
     duplicate_of  TEXT,
     ts            TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    id            TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    stage         TEXT,
+    done          INTEGER NOT NULL DEFAULT 0,
+    total         INTEGER NOT NULL DEFAULT 0,
+    result        TEXT,
+    error         TEXT,
+    created       REAL NOT NULL,
+    started       REAL,
+    finished      REAL
+);
 """
 
 _COLUMNS = "id, title, text, language, kind, outlet, url, published, author, source, duplicate_of"
@@ -63,6 +77,26 @@ class StoredState:
 
     content_hash: str
     duplicate_of: str | None
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """A background job as stored, so that its outcome outlives the process that ran it."""
+
+    id: str
+    kind: str
+    status: str
+    stage: str | None = None
+    done: int = 0
+    total: int = 0
+    result: dict | None = None
+    error: str | None = None
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+
+
+_JOB_COLUMNS = "id, kind, status, stage, done, total, result, error, created, started, finished"
 
 
 @dataclass(slots=True, frozen=True)
@@ -300,3 +334,57 @@ class Store:
                 )
             cur = conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
             return cur.rowcount > 0
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def save_job(self, job: JobRecord) -> None:
+        """Insert or update one job (its whole row: jobs are small)."""
+        values = (
+            job.id,
+            job.kind,
+            job.status,
+            job.stage,
+            job.done,
+            job.total,
+            json.dumps(job.result) if job.result is not None else None,
+            job.error,
+            job.created,
+            job.started,
+            job.finished,
+        )
+        with self._lock:
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                values,
+            )
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        values = dict(row)
+        values["result"] = json.loads(values["result"]) if values["result"] else None
+        return JobRecord(**values)
+
+    def interrupt_jobs(self, statuses: tuple[str, ...], error: str, finished: float) -> int:
+        """Mark jobs left in ``statuses`` by a process that died as ``interrupted``."""
+        marks = ",".join("?" * len(statuses))
+        with self._lock:
+            cur = self._conn.execute(
+                f"UPDATE jobs SET status = 'interrupted', error = ?, finished = ?"
+                f" WHERE status IN ({marks})",
+                (error, finished, *statuses),
+            )
+        return cur.rowcount
+
+    def prune_jobs(self, keep: int) -> None:
+        """Forget all but the ``keep`` most recent jobs."""
+        with self._lock:
+            self._conn.execute(
+                "DELETE FROM jobs WHERE id NOT IN"
+                " (SELECT id FROM jobs ORDER BY created DESC, rowid DESC LIMIT ?)",
+                (keep,),
+            )

@@ -28,7 +28,9 @@ def create_app(settings: Settings | None = None, engine: QAEngine | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
-        app.state.engine = engine or QAEngine(settings)
+        if own:
+            app.state.engine = QAEngine(settings)
+            app.state.jobs = jobs_for(app.state.engine)
         if app.state.engine.ready():
             s = app.state.engine.searcher()
             log.info("ready: index %s, %d chunks", s.version, s.count)
@@ -46,12 +48,16 @@ def create_app(settings: Settings | None = None, engine: QAEngine | None = None)
     )
     metrics = Metrics()
     app.state.settings = settings
+
+    def jobs_for(qa: QAEngine) -> JobManager:
+        return JobManager(qa.store, on_status=lambda s: metrics.rebuild_jobs.labels(s).inc())
+
     if engine is not None:
         # Usable before startup too: test clients that skip the lifespan (schemathesis).
         app.state.engine = engine
+        app.state.jobs = jobs_for(engine)
     app.state.metrics = metrics
     app.state.ask_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
-    app.state.jobs = JobManager(on_status=lambda s: metrics.rebuild_jobs.labels(s).inc())
 
     # Added innermost first: the request context (id, access log, latency) wraps everything,
     # so even a 413 or 504 made by the other two is logged and counted.

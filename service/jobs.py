@@ -1,4 +1,10 @@
-"""Background index rebuilds: one at a time, in a thread, observable by id."""
+"""Background index rebuilds: one at a time, in a thread, observable by id.
+
+Every change of a job (queued, each progress step, its end) is written to the store, so a
+job's outcome outlives the process: after a crash the job that was running reads
+``interrupted`` with the progress it had reached. A new rebuild then resumes from the
+embedding cache, which keeps every batch encoded before the crash.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +12,23 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Literal
 
+from corpus.store import JobRecord, Store
 from index.build import BuildReport, Progress
 
 log = logging.getLogger(__name__)
 
-JobStatus = Literal["queued", "running", "succeeded", "failed"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
 BuildFn = Callable[[Progress], BuildReport]
+Job = JobRecord
 
-
-@dataclass
-class Job:
-    id: str
-    kind: str
-    status: JobStatus = "queued"
-    stage: str | None = None
-    done: int = 0
-    total: int = 0
-    result: dict | None = None
-    error: str | None = None
-    created: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
+_UNFINISHED = ("queued", "running")
+INTERRUPTED_MESSAGE = (
+    "the server stopped while this job was running; start a new rebuild "
+    "(it reuses the passages already encoded)"
+)
 
 
 class JobRunningError(RuntimeError):
@@ -41,33 +38,43 @@ class JobRunningError(RuntimeError):
 
 
 class JobManager:
-    """Runs at most one rebuild at a time and remembers the last ``keep`` jobs."""
+    """Runs at most one rebuild at a time; jobs live in the store, the last ``keep`` kept.
+
+    One server per data home: on start, jobs the store still shows as queued or running
+    were left by a process that is gone, and are marked ``interrupted``.
+    """
 
     def __init__(
-        self, on_status: Callable[[JobStatus], None] | None = None, keep: int = 50
+        self,
+        store: Store,
+        on_status: Callable[[JobStatus], None] | None = None,
+        keep: int = 50,
     ) -> None:
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._store = store
         self._lock = threading.Lock()
+        self._current: Job | None = None
         self._keep = keep
         self._on_status = on_status or (lambda _s: None)
+        left = store.interrupt_jobs(_UNFINISHED, INTERRUPTED_MESSAGE, time.time())
+        if left:
+            log.warning("%d rebuild job(s) were interrupted by a previous stop", left)
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+        return self._store.get_job(job_id)
 
     def running(self) -> Job | None:
         with self._lock:
-            return next((j for j in self._jobs.values() if j.status in ("queued", "running")), None)
+            return self._current
 
     def start_rebuild(self, build: BuildFn) -> Job:
         with self._lock:
-            busy = next((j for j in self._jobs.values() if j.status in ("queued", "running")), None)
-            if busy is not None:
-                raise JobRunningError(busy)
-            job = Job(id=uuid.uuid4().hex[:12], kind="rebuild")
-            self._jobs[job.id] = job
-            while len(self._jobs) > self._keep:
-                self._jobs.popitem(last=False)
+            if self._current is not None:
+                raise JobRunningError(self._current)
+            job = Job(id=uuid.uuid4().hex[:12], kind="rebuild", status="queued")
+            job.created = time.time()
+            self._store.save_job(job)
+            self._store.prune_jobs(self._keep)
+            self._current = job
         self._on_status("queued")
         thread = threading.Thread(
             target=self._run, args=(job, build), name=f"rebuild-{job.id}", daemon=True
@@ -78,8 +85,10 @@ class JobManager:
     def _run(self, job: Job, build: BuildFn) -> None:
         def progress(stage: str, done: int, total: int) -> None:
             job.stage, job.done, job.total = stage, done, total
+            self._save(job)
 
         job.status, job.started = "running", time.time()
+        self._save(job)
         self._on_status("running")
         try:
             report = build(progress)
@@ -99,4 +108,13 @@ class JobManager:
             }
             job.status = "succeeded"
         job.finished = time.time()
-        self._on_status(job.status)
+        self._save(job)
+        with self._lock:
+            self._current = None
+        self._on_status(job.status)  # type: ignore[arg-type]
+
+    def _save(self, job: Job) -> None:
+        try:
+            self._store.save_job(job)
+        except Exception:  # noqa: BLE001 - a store hiccup must not kill the build itself
+            log.exception("could not record the state of job %s", job.id)

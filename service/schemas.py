@@ -127,7 +127,7 @@ class JobProgress(BaseModel):
 class JobOut(BaseModel):
     id: str
     kind: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: Literal["queued", "running", "succeeded", "failed", "interrupted"]
     progress: JobProgress
     result: dict | None = Field(
         None, description="On success: version, articles, chunks, encoded, reused, seconds."

@@ -10,6 +10,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from corpus.store import Store
 from service.app import create_app
 from service.config import Settings
 from service.qa import QAEngine
@@ -37,6 +38,8 @@ def real_app(schema_engine: QAEngine):  # -> FastAPI
 
 class _SchemaOnlyEngine:
     """Stands in for the engine while the schema is read at import: loads no model."""
+
+    store = Store(":memory:")  # the app's job manager keeps its jobs here
 
     def ready(self) -> bool:
         return False
