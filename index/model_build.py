@@ -377,8 +377,8 @@ def ensure_builtin_model(models_dir: Path, *, force: bool = False) -> Path:
         ) == metadata.version(SOURCE_PACKAGE):
             log.debug("reusing built model at %s", target)
             return target
-    log.warning(
-        "building the offline %s model from %s %s into %s (once; takes about a minute)",
+    log.info(
+        "building the offline %s model from %s %s into %s (once; about 15-30 s)",
         BUILTIN_NAME,
         SOURCE_PACKAGE,
         metadata.version(SOURCE_PACKAGE),
@@ -398,7 +398,7 @@ def ensure_builtin_model(models_dir: Path, *, force: bool = False) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    log.warning("built %s", target)
+    log.info("built %s", target)
     return target
 
 
