@@ -8,9 +8,10 @@ log entry or the other way round.
 from __future__ import annotations
 
 import re
+import sqlite3
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from corpus.dedup import (
     NearDuplicateIndex,
@@ -21,7 +22,9 @@ from corpus.dedup import (
 )
 from corpus.language import detect_language
 from corpus.models import Article, IngestReport, Outcome, RawItem, make_article_id
-from corpus.sources.rejection import Rejection
+from corpus.outlets import outlet_from_url
+from corpus.sources.decoding import text_problem
+from corpus.sources.rejection import Rejection, Skipped
 from corpus.store import Store
 
 MAX_TEXT_BYTES = 1_000_000
@@ -29,13 +32,31 @@ MAX_TITLE_CHARS = 1_000
 
 # C0/C1 controls and other invisible format characters, except tab and newline.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\u2060\ufeff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
+def valid_text(value: str) -> str:
+    """Lone surrogates become U+FFFD; everything else is kept.
+
+    A lone surrogate is half of a UTF-16 pair, cut by an exporter or written as a JSON
+    ``"\\ud800"`` escape (a valid pair is joined by the JSON decoder). It cannot be stored as
+    UTF-8. The rest of the record is intact, so it costs one visible replacement character,
+    not the item; an item made mostly of them is refused by the not-text check.
+    """
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def safe_label(value: str) -> str:
+    # Sources and reasons name things (file names decoded with surrogateescape, URLs):
+    # the undecodable bytes stay visible as escapes rather than disappearing.
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def clean_text(text: str) -> str:
     """NFC, no control characters, single spaces, paragraphs kept as blank-line breaks."""
-    text = unicodedata.normalize("NFC", text)
+    text = unicodedata.normalize("NFC", valid_text(text))
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n")
     text = text.replace("\u2029", "\n\n")
     text = _CONTROL.sub("", text)
@@ -45,6 +66,23 @@ def clean_text(text: str) -> str:
 
 def clean_title(title: str) -> str:
     return " ".join(clean_text(title).split())
+
+
+def _valid_item(item: RawItem) -> RawItem:
+    def opt(value: str | None) -> str | None:
+        return valid_text(value) if value is not None else None
+
+    return replace(
+        item,
+        title=valid_text(item.title),
+        body=valid_text(item.body),
+        source=safe_label(item.source),
+        outlet=opt(item.outlet),
+        url=opt(item.url),
+        author=opt(item.author),
+        declared_language=opt(item.declared_language),
+        external_id=opt(item.external_id),
+    )
 
 
 @dataclass(slots=True, frozen=True)
@@ -62,13 +100,24 @@ class _Ingestor:
         for article_id, blob in store.iter_signatures():
             self.near.add(article_id, signature_from_bytes(blob))
 
+    def reject(self, source: str, reason: str) -> _Decision:
+        with self.store.transaction() as conn:
+            self.store.log(conn, source=source, outcome="rejected", reason=reason)
+        return _Decision("rejected", reason)
+
     def handle(self, item: RawItem | Rejection) -> _Decision:
         if isinstance(item, Rejection):
-            decision = _Decision("rejected", item.reason)
-            with self.store.transaction() as conn:
-                self.store.log(conn, source=item.source, outcome="rejected", reason=item.reason)
-            return decision
+            return self.reject(safe_label(item.source), safe_label(item.reason))
+        try:
+            return self._handle_item(_valid_item(item))
+        except (sqlite3.Error, OSError, MemoryError):
+            raise  # the store or the machine failed, not the item: stop the run
+        except Exception as exc:
+            # Whatever the cleaning, language or dedup steps choke on is this item's problem.
+            reason = safe_label(f"could not process item: {type(exc).__name__}: {exc}")[:300]
+            return self.reject(safe_label(item.source), reason)
 
+    def _handle_item(self, item: RawItem) -> _Decision:
         title = clean_title(item.title)
         text = clean_text(item.body)
         kind = item.kind
@@ -82,10 +131,10 @@ class _Ingestor:
             problem = f"text over {MAX_TEXT_BYTES} bytes"
         elif len(title) > MAX_TITLE_CHARS:
             problem = f"title over {MAX_TITLE_CHARS} characters"
+        else:
+            problem = text_problem(f"{title}\n{text}")
         if problem:
-            with self.store.transaction() as conn:
-                self.store.log(conn, source=item.source, outcome="rejected", reason=problem)
-            return _Decision("rejected", problem)
+            return self.reject(item.source, problem)
 
         article_id = make_article_id(item)
         digest = content_hash(text, kind)
@@ -114,7 +163,7 @@ class _Ingestor:
             text=text,
             language=detect_language(language_input, item.declared_language),
             kind=kind,
-            outlet=clean_title(item.outlet) if item.outlet else None,
+            outlet=clean_title(item.outlet) if item.outlet else outlet_from_url(item.url),
             url=item.url,
             published=item.published,
             author=clean_title(item.author) if item.author else None,
@@ -147,14 +196,22 @@ class _Ingestor:
 
 def ingest(
     store: Store,
-    items: Iterable[RawItem | Rejection],
+    items: Iterable[RawItem | Rejection | Skipped],
     *,
     on_item: Callable[[str], None] | None = None,
 ) -> IngestReport:
-    """Store every item; ``on_item`` receives each item's outcome (for progress display)."""
+    """Store every item; ``on_item`` receives each item's outcome (for progress display).
+
+    Skipped files are listed in the report but are not items: no bucket, no log row.
+    """
     report = IngestReport()
     ingestor = _Ingestor(store)
     for item in items:
+        if isinstance(item, Skipped):
+            report.skipped.append((safe_label(item.source), item.reason))
+            continue
+        if isinstance(item, Rejection) and item.unreadable:
+            report.unreadable.append(safe_label(item.source))
         decision = ingestor.handle(item)
         if decision.outcome == "stored":
             report.stored += 1
@@ -164,7 +221,7 @@ def ingest(
             report.unchanged += 1
         else:
             report.rejected += 1
-            report.reasons.append((getattr(item, "source", "?"), decision.reason or ""))
+            report.reasons.append((safe_label(item.source), decision.reason or ""))
         if on_item is not None:
             on_item(decision.outcome)
     return report

@@ -72,6 +72,10 @@ class IngestReport:
     rejected: int = 0
     unchanged: int = 0
     reasons: list[tuple[str, str]] = field(default_factory=list)  # (source, why) for rejected
+    # Named targets that could not be read at all (also counted in rejected, with reasons).
+    unreadable: list[str] = field(default_factory=list)
+    # Files a directory walk passed over (unknown format): not items, so not in ``total``.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, other: IngestReport) -> None:
         self.stored += other.stored
@@ -79,6 +83,8 @@ class IngestReport:
         self.rejected += other.rejected
         self.unchanged += other.unchanged
         self.reasons.extend(other.reasons)
+        self.unreadable.extend(other.unreadable)
+        self.skipped.extend(other.skipped)
 
     @property
     def total(self) -> int:

@@ -72,22 +72,50 @@ def model_build(
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files, directories, URLs or feed lists.")],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 2 if any item or file was rejected.")
+    ] = False,
 ) -> None:
-    """Read articles into the store: aggregator pages, RSS/Atom, HTML, JSONL, URLs."""
+    """Read articles into the store: aggregator pages, RSS/Atom, HTML, JSONL, URLs.
+
+    Exit status: 0 when every named path was read (rejected items are reported, not
+    failures); 1 when a named path does not exist or cannot be read; 2 with --strict when
+    anything was rejected. The report is printed in every case.
+    """
+    import sqlite3
+
+    from rich.markup import escape
+
     from service.operations import run_ingest
 
     settings = _settings()
-    with _progress() as bar:
-        task = bar.add_task("ingest", total=None)
-        report = run_ingest(settings, paths, on_item=lambda _o: bar.advance(task))
+    try:
+        with _progress() as bar:
+            task = bar.add_task("ingest", total=None)
+            report = run_ingest(settings, paths, on_item=lambda _o: bar.advance(task))
+    except (sqlite3.Error, OSError) as exc:
+        _fail(escape(f"the store at {settings.store_path} failed: {exc}"))
+    # markup=False: file names and parser messages may hold rich's [tags].
     console.print(
         f"stored {report.stored}, duplicate {report.duplicate}, unchanged {report.unchanged}, "
-        f"rejected {report.rejected} (of {report.total} items)"
+        f"rejected {report.rejected} (of {report.total} items)",
+        markup=False,
     )
     for source, why in report.reasons[:20]:
-        console.print(f"  rejected {source}: {why}")
+        console.print(f"  rejected {source}: {why}", markup=False)
     if len(report.reasons) > 20:
         console.print(f"  … and {len(report.reasons) - 20} more rejections")
+    if report.skipped:
+        console.print(f"skipped {len(report.skipped)} files a directory walk does not read:")
+        for source, why in report.skipped[:10]:
+            console.print(f"  skipped {source}: {why}", markup=False)
+        if len(report.skipped) > 10:
+            console.print(f"  … and {len(report.skipped) - 10} more")
+    if report.unreadable:
+        _fail(f"could not read {escape(', '.join(report.unreadable))}")
+    if strict and report.rejected:
+        err.print(f"--strict: {report.rejected} rejected", markup=False)
+        raise typer.Exit(2)
 
 
 @app.command()

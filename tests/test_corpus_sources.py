@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from corpus.models import RawItem
-from corpus.sources import Rejection, iter_sources
+from corpus.sources import Rejection, Skipped, iter_sources
 from corpus.sources.seed import parse_seed_page
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,19 +132,27 @@ def test_broken_xml_feed_recovers_items(tmp_path: Path) -> None:
     (tmp_path / "broken.xml").write_text(broken, encoding="utf-8")
     results = list(iter_sources([str(tmp_path / "broken.xml")]))
     assert len(_items(results)) >= 1
-    (tmp_path / "garbage.xml").write_bytes(b"\x00\x01<<< not xml at all")
+    (tmp_path / "garbage.xml").write_bytes(b"<<< not xml at all")
     results = list(iter_sources([str(tmp_path / "garbage.xml")]))
     assert len(results) == 1 and isinstance(results[0], Rejection)
     assert "feed" in results[0].reason
+    (tmp_path / "binary.xml").write_bytes(b"\x00\x01<<< not xml at all")
+    [binary] = list(iter_sources([str(tmp_path / "binary.xml")]))
+    assert isinstance(binary, Rejection) and "binary" in binary.reason
 
 
-def test_empty_feed(tmp_path: Path) -> None:
+def test_empty_feed_is_a_rejection(tmp_path: Path) -> None:
     (tmp_path / "empty.rss").write_text(
         '<?xml version="1.0"?><rss version="2.0"><channel><title>Vide</title></channel></rss>',
         encoding="utf-8",
     )
     (tmp_path / "zero.xml").write_bytes(b"")
-    assert list(iter_sources([str(tmp_path / "empty.rss"), str(tmp_path / "zero.xml")])) == []
+    results = list(iter_sources([str(tmp_path / "empty.rss"), str(tmp_path / "zero.xml")]))
+    assert [(type(r), Path(r.source).name) for r in results] == [
+        (Rejection, "empty.rss"),
+        (Rejection, "zero.xml"),
+    ]
+    assert results[0].reason == "feed has no entries"
 
 
 def test_html_page_boilerplate_removed() -> None:
@@ -235,7 +243,9 @@ def test_missing_and_directory_and_list(tmp_path: Path) -> None:
         "# local feeds\nsub/feed.rss\n\nmissing.xml\nfeeds.list\n", encoding="utf-8"
     )
     results = list(iter_sources([str(tmp_path / "nope.txt")]))
-    assert results == [Rejection(str(tmp_path / "nope.txt"), "no such file or directory")]
+    assert results == [
+        Rejection(str(tmp_path / "nope.txt"), "no such file or directory", unreadable=True)
+    ]
 
     listed = list(iter_sources([str(tmp_path / "feeds.list")]))
     assert len(_items(listed)) == 2
@@ -244,8 +254,11 @@ def test_missing_and_directory_and_list(tmp_path: Path) -> None:
     assert any("itself" in r for r in reasons)
 
     whole = list(iter_sources([str(tmp_path)]))
-    # a.jsonl (1) + feeds.list (2 + rejections) + sub/feed.rss (2)
-    assert len(_items(whole)) == 5
+    # a.jsonl (1) + sub/feed.rss (2); a feed list is read only when named
+    assert len(_items(whole)) == 3
+    assert [
+        (Path(s.source).name, "named" in s.reason) for s in whole if isinstance(s, Skipped)
+    ] == [("feeds.list", True)]
 
 
 @pytest.mark.parametrize("name", ["page.html", "page.htm"])

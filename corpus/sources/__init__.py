@@ -1,35 +1,47 @@
 """Source readers: turn files, directories, URLs and feed lists into RawItems.
 
 Nothing here raises for bad input: every problem becomes a ``Rejection`` so that the ingest
-report accounts for it.
+report accounts for it, and the next file is read. A parser that fails half-way keeps the
+items it produced before the failure.
+
+Directory walks are narrower than named files: they read only the article formats below
+(and a ``.txt`` only when it looks like an aggregator page), pass over everything else as
+``Skipped``, never expand feed lists, and never read through a symlink that leaves the
+directory.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from corpus.models import RawItem
-from corpus.sources.decoding import decode_bytes
+from corpus.sources.decoding import Decoded, decode, not_text_reason
 from corpus.sources.feeds import looks_like_feed_text, parse_feed
 from corpus.sources.fetch import Fetcher, FetchError
 from corpus.sources.html import parse_html
 from corpus.sources.jsonl import parse_json_document, parse_jsonl
-from corpus.sources.rejection import Rejection
-from corpus.sources.seed import parse_seed_page
+from corpus.sources.rejection import Rejection, Skipped
+from corpus.sources.seed import looks_like_aggregator_page, parse_seed_page
 
-__all__ = ["Rejection", "iter_sources", "parse_content"]
+__all__ = ["Rejection", "Skipped", "iter_sources", "parse_content"]
 
 Item = RawItem | Rejection
+Walked = RawItem | Rejection | Skipped
 
 _JSONL = {".jsonl", ".ndjson"}
 _JSON = {".json"}
 _FEED = {".xml", ".rss", ".atom", ".rdf"}
 _HTML = {".html", ".htm", ".xhtml"}
 _LIST = {".list", ".urls"}
+_TEXT = {".txt"}
+# What a directory walk reads (plus aggregator-page .txt files).
+_WALKED = _JSONL | _JSON | _FEED | _HTML
 _MAX_LIST_DEPTH = 3
+_MAX_REASON_CHARS = 300
 
 
 def _is_url(target: str) -> bool:
@@ -91,22 +103,54 @@ def parse_content(
     charset: str | None = None,
     url: str | None = None,
 ) -> list[Item]:
-    """Items from one document's bytes; the format comes from name, content type or content."""
-    text = decode_bytes(data, charset)
-    kind = _kind_for(source, content_type, text)
+    """Items from one document's bytes; the format comes from name, content type or content.
+
+    Never raises for what the bytes hold: binary or undecodable data, and any parser
+    failure, come back as a Rejection naming the source.
+    """
+    decoded = decode(data, charset)
+    problem = not_text_reason(data, decoded)
+    if problem:
+        return [Rejection(source, problem)]
+    kind = _kind_for(source, content_type, decoded.text)
     if kind == "list":
-        raise ValueError("feed lists are expanded by iter_sources")
+        return [Rejection(source, "a feed list is read only from a local file named directly")]
+    return _parse(decoded, kind, source, url)
+
+
+def _parse(decoded: Decoded, kind: str, source: str, url: str | None) -> list[Item]:
+    items: list[Item] = []
+    try:
+        # Extended item by item: a lazy parser failing half-way keeps what came before.
+        items.extend(_parser(decoded.text, kind, source, url))
+    except Exception as exc:
+        # Parsers handle the failures they know; this catches the ones nobody foresaw
+        # (library bugs on hostile markup) so one document never ends a run.
+        items.append(Rejection(source, _reason(f"{kind} parser failed", exc)))
+    if not items:
+        what = "no text found" if kind == "text" else f"no items found in {kind} document"
+        return [Rejection(source, what)]
+    return items
+
+
+def _parser(text: str, kind: str, source: str, url: str | None) -> Iterable[Item]:
     if kind == "jsonl":
-        return list(parse_jsonl(text.splitlines(), source))
+        return parse_jsonl(text.splitlines(), source)
     if kind == "json":
-        return list(parse_json_document(text, source))
+        return parse_json_document(text, source)
     if kind == "feed":
         # Decoded text, not bytes: the encoding fallbacks above beat feedparser's guesses.
         return parse_feed(_strip_xml_encoding(text), source)
     if kind == "html":
         return parse_html(text, source, url=url)
-    items: list[Item] = list(parse_seed_page(text, source))
-    return items or [Rejection(source, "no text found")]
+    return parse_seed_page(text, source)
+
+
+def _reason(what: str, exc: BaseException) -> str:
+    detail = f"{what}: {type(exc).__name__}: {exc}"
+    if len(detail) > _MAX_REASON_CHARS:
+        detail = detail[: _MAX_REASON_CHARS - 1] + "…"
+    return detail
 
 
 def _strip_xml_encoding(text: str) -> str:
@@ -120,43 +164,118 @@ def _strip_xml_encoding(text: str) -> str:
     return text
 
 
-def _read_capped(path: Path, max_bytes: int) -> bytes | Rejection:
+def _read_capped(
+    path: Path, max_bytes: int, *, named: bool, nofollow: bool = False
+) -> bytes | Rejection:
+    # O_NONBLOCK: opening a FIFO must not hang the run; O_NOFOLLOW (walks): the file checked
+    # to lie inside the directory cannot be swapped for a link between check and open.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    if nofollow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return Rejection(str(path), f"file is {size} bytes, over the {max_bytes}-byte cap")
-        with path.open("rb") as fh:
-            # Read one byte past the cap: the file may have grown since stat().
+        fd = os.open(path, flags)
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return Rejection(str(path), "not a regular file", unreadable=named)
+            if info.st_size > max_bytes:
+                return Rejection(
+                    str(path), f"file is {info.st_size} bytes, over the {max_bytes}-byte cap"
+                )
+            # Read one byte past the cap: the file may have grown since fstat().
             data = fh.read(max_bytes + 1)
     except OSError as exc:
-        return Rejection(str(path), f"cannot read file: {exc.strerror or exc}")
+        return Rejection(str(path), f"cannot read file: {exc.strerror or exc}", unreadable=named)
     if len(data) > max_bytes:
         return Rejection(str(path), f"file grew past the {max_bytes}-byte cap while read")
     return data
 
 
-def _walk(directory: Path) -> Iterator[Path]:
-    # Sorted, hidden entries skipped, symlinked directories not followed (no loops).
-    for root, dirs, files in os.walk(directory, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+def _walk(directory: Path, max_bytes: int) -> Iterator[Walked]:
+    """Files of a named directory, sorted; hidden entries and unknown formats skipped."""
+    try:
+        root = directory.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        yield Rejection(str(directory), _reason("cannot read directory", exc), unreadable=True)
+        return
+    errors: list[OSError] = []
+    for dirpath, dirs, files in os.walk(directory, followlinks=False, onerror=errors.append):
+        while errors:
+            yield _walk_error(errors.pop(0), directory)
+        here = Path(dirpath)
+        kept = []
+        for name in sorted(d for d in dirs if not d.startswith(".")):
+            if (here / name).is_symlink():
+                # Not descended into: no loops, no way out; what lies inside is walked anyway.
+                yield Skipped(str(here / name), "symlinked directory not followed")
+            else:
+                kept.append(name)
+        dirs[:] = kept
         for name in sorted(files):
             if not name.startswith("."):
-                yield Path(root) / name
+                try:
+                    yield from _walked_file(here / name, root, directory, max_bytes)
+                except Exception as exc:  # one file's failure never skips the next files
+                    yield Rejection(str(here / name), _reason("cannot read file", exc))
+    for error in errors:
+        yield _walk_error(error, directory)
 
 
-def _from_path(path: Path, max_bytes: int) -> Iterator[Item]:
-    data = _read_capped(path, max_bytes)
+def _walk_error(error: OSError, directory: Path) -> Rejection:
+    where = str(error.filename or directory)
+    return Rejection(
+        where,
+        f"cannot read directory: {error.strerror or error}",
+        unreadable=Path(where) == directory,
+    )
+
+
+def _walked_file(path: Path, root: Path, directory: Path, max_bytes: int) -> Iterator[Walked]:
+    suffix = path.suffix.lower()
+    if suffix in _LIST:
+        yield Skipped(str(path), "feed lists are read only when named, not from a directory")
+        return
+    if suffix not in _WALKED and suffix not in _TEXT:
+        yield Skipped(str(path), f"not a format read from directories ({suffix or 'no suffix'})")
+        return
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        yield Rejection(str(path), _reason("cannot read file", exc))
+        return
+    if not target.is_relative_to(root):
+        yield Rejection(str(path), f"symlink leads outside {directory}: not read")
+        return
+    data = _read_capped(target, max_bytes, named=False, nofollow=True)
+    if isinstance(data, Rejection):
+        yield Rejection(str(path), data.reason)
+        return
+    if suffix in _TEXT:
+        decoded = decode(data)
+        problem = not_text_reason(data, decoded)
+        if problem:
+            yield Rejection(str(path), problem)
+        elif looks_like_aggregator_page(decoded.text):
+            yield from _parse(decoded, "text", str(path), None)
+        else:
+            yield Skipped(str(path), "text file that is not an aggregator page")
+        return
+    yield from parse_content(data, str(path))
+
+
+def _from_path(path: Path, max_bytes: int, *, named: bool) -> Iterator[Item]:
+    data = _read_capped(path, max_bytes, named=named)
     if isinstance(data, Rejection):
         yield data
         return
     yield from parse_content(data, str(path))
 
 
-def _from_url(url: str, fetcher: Fetcher) -> Iterator[Item]:
+def _from_url(url: str, fetcher: Fetcher, *, named: bool) -> Iterator[Item]:
     try:
         result = fetcher.fetch(url)
     except FetchError as exc:
-        yield Rejection(url, str(exc))
+        yield Rejection(url, str(exc), unreadable=named)
         return
     yield from parse_content(
         result.content,
@@ -167,12 +286,16 @@ def _from_url(url: str, fetcher: Fetcher) -> Iterator[Item]:
     )
 
 
-def _list_targets(path: Path, max_bytes: int) -> list[str] | Rejection:
-    data = _read_capped(path, max_bytes)
+def _list_targets(path: Path, max_bytes: int, *, named: bool) -> list[str] | Rejection:
+    data = _read_capped(path, max_bytes, named=named)
     if isinstance(data, Rejection):
         return data
+    decoded = decode(data)
+    problem = not_text_reason(data, decoded)
+    if problem:
+        return Rejection(str(path), f"feed list: {problem}")
     targets = []
-    for line in decode_bytes(data).splitlines():
+    for line in decoded.text.splitlines():
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
@@ -188,8 +311,11 @@ def iter_sources(
     *,
     fetcher: Fetcher | None = None,
     max_bytes: int = 10_000_000,
-) -> Iterator[RawItem | Rejection]:
-    """Every item (or rejection) from files, directories, URLs and feed lists, in order."""
+) -> Iterator[Walked]:
+    """Every item, rejection or skipped file from files, directories, URLs and feed lists.
+
+    A Rejection with ``unreadable`` set means one of ``targets`` itself could not be read.
+    """
     yield from _iter(targets, fetcher, max_bytes, depth=0, seen=set())
 
 
@@ -200,21 +326,26 @@ def _iter(
     *,
     depth: int,
     seen: set[str],
-) -> Iterator[Item]:
+) -> Iterator[Walked]:
+    named = depth == 0
     for target in targets:
-        if _is_url(target):
-            if fetcher is None:
-                fetcher = Fetcher(max_bytes=max_bytes)
-            yield from _from_url(target, fetcher)
-            continue
-        path = Path(target)
-        if path.is_dir():
-            for file in _walk(path):
-                yield from _dispatch_file(file, fetcher, max_bytes, depth=depth, seen=seen)
-        elif path.exists():
-            yield from _dispatch_file(path, fetcher, max_bytes, depth=depth, seen=seen)
-        else:
-            yield Rejection(target, "no such file or directory")
+        try:
+            if _is_url(target):
+                if fetcher is None:
+                    fetcher = Fetcher(max_bytes=max_bytes)
+                yield from _from_url(target, fetcher, named=named)
+                continue
+            path = Path(target)
+            if path.is_dir():
+                yield from _walk(path, max_bytes)
+            elif path.exists() or path.is_symlink():
+                yield from _dispatch_file(path, fetcher, max_bytes, depth=depth, seen=seen)
+            else:
+                yield Rejection(target, "no such file or directory", unreadable=named)
+        except Exception as exc:
+            # Whatever went wrong with one target (a filesystem error mid-walk, a fetcher
+            # bug) is that target's rejection; the next target is still read.
+            yield Rejection(target, _reason("cannot read", exc), unreadable=named)
 
 
 def _dispatch_file(
@@ -224,15 +355,16 @@ def _dispatch_file(
     *,
     depth: int,
     seen: set[str],
-) -> Iterator[Item]:
+) -> Iterator[Walked]:
+    named = depth == 0
     if path.suffix.lower() not in _LIST:
-        yield from _from_path(path, max_bytes)
+        yield from _from_path(path, max_bytes, named=named)
         return
     key = str(path.resolve())
     if key in seen or depth >= _MAX_LIST_DEPTH:
         yield Rejection(str(path), "feed list nested too deep or includes itself")
         return
-    targets = _list_targets(path, max_bytes)
+    targets = _list_targets(path, max_bytes, named=named)
     if isinstance(targets, Rejection):
         yield targets
         return

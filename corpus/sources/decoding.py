@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
+from dataclasses import dataclass
+
+import charset_normalizer
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -40,7 +44,15 @@ def _known_codec(name: str | None) -> str | None:
         return None
 
 
-def decode_bytes(data: bytes, declared: str | None = None) -> str:
+@dataclass(slots=True, frozen=True)
+class Decoded:
+    text: str
+    # True when neither UTF-8, a BOM nor a declared charset fitted and a single-byte
+    # fallback, which decodes any bytes at all, produced the text.
+    fallback: bool = False
+
+
+def decode(data: bytes, declared: str | None = None) -> Decoded:
     """Decode robustly: BOM, then strict UTF-8, then the declared charset, then cp1252/latin-1.
 
     UTF-8 is tried before the declared charset because servers and templates that
@@ -50,21 +62,72 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     for bom, codec in _BOMS:
         if data.startswith(bom):
             try:
-                return data.decode(codec)
+                return Decoded(data.decode(codec))
             except UnicodeDecodeError:
                 break
     try:
-        return data.decode("utf-8")
+        return Decoded(data.decode("utf-8"))
     except UnicodeDecodeError:
         pass
     for name in (declared, sniff_declared_charset(data)):
         codec = _known_codec(name)
         if codec and codec != "utf-8":
             try:
-                return data.decode(codec)
+                return Decoded(data.decode(codec))
             except UnicodeDecodeError:
                 pass
     try:
-        return data.decode("cp1252")
+        return Decoded(data.decode("cp1252"), fallback=True)
     except UnicodeDecodeError:
-        return data.decode("latin-1")
+        return Decoded(data.decode("latin-1"), fallback=True)
+
+
+def decode_bytes(data: bytes, declared: str | None = None) -> str:
+    return decode(data, declared).text
+
+
+# Characters no text document holds in number: controls other than whitespace, surrogates,
+# private use, unassigned code points, and U+FFFD (something upstream already failed).
+_NOT_TEXT_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}
+_TEXT_CONTROLS = set("\t\n\r\f\v")
+_MAX_NOT_TEXT_SHARE = 0.01
+_SAMPLE_CHARS = 200_000
+
+
+def _not_text_count(text: str) -> int:
+    return sum(
+        1
+        for ch in text
+        if ch == "\ufffd"
+        or (ch not in _TEXT_CONTROLS and unicodedata.category(ch) in _NOT_TEXT_CATEGORIES)
+    )
+
+
+def not_text_reason(data: bytes, decoded: Decoded) -> str | None:
+    """Why these bytes are not a text document (binary, undecodable), or None if they are.
+
+    Three signals: NUL bytes outside UTF-16/32 (no text encoding we read produces them);
+    for bytes that only a single-byte fallback could decode, charset detection finding no
+    encoding that fits; and the share of control, unassigned or private-use characters in
+    the decoded text, which is near zero for any real document and about a quarter for
+    random bytes.
+    """
+    wide = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if b"\x00" in data and not wide:
+        return "binary content: NUL bytes"
+    if decoded.fallback and charset_normalizer.from_bytes(data).best() is None:
+        return "undecodable bytes: no text encoding fits"
+    return text_problem(decoded.text)
+
+
+def text_problem(text: str) -> str | None:
+    """Why decoded text is not text (too many non-text characters), or None if it is."""
+    sample = text[:_SAMPLE_CHARS]
+    if not sample:
+        return None
+    bad = _not_text_count(sample)
+    # One or two stray characters in a short document are tolerated.
+    if bad > 2 and bad / len(sample) > _MAX_NOT_TEXT_SHARE:
+        share = 100 * bad / len(sample)
+        return f"not text: {share:.1f}% control, unassigned or private-use characters"
+    return None

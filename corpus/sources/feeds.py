@@ -14,6 +14,7 @@ from corpus.models import RawItem
 from corpus.sources.rejection import Rejection
 
 _TAG = re.compile(r"<[^>]+>")
+_CHAR_REF = re.compile(r"&#([xX][0-9A-Fa-f]+|[0-9]+);?")
 _BLOCK_END = re.compile(r"</(?:p|div|li|h[1-6]|blockquote)\s*>|<br\s*/?>", re.I)
 
 
@@ -51,15 +52,47 @@ def _entry_body(entry: Any) -> str:
     return html_to_text(raw)
 
 
-def parse_feed(content: bytes | str, source: str) -> list[RawItem | Rejection]:
-    """Items of an RSS/Atom feed. An empty feed yields []; unrecoverable XML a Rejection."""
-    parsed = feedparser.parse(content)
+def _xml_char_ok(code: int) -> bool:
+    # The characters XML 1.0 allows; a reference to anything else is an error in the feed.
+    return (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
+
+
+def _char_ref(m: re.Match[str]) -> str:
+    digits = m[1]
+    try:
+        code = int(digits[1:], 16) if digits[:1] in ("x", "X") else int(digits)
+    except ValueError:
+        return "\ufffd"
+    return m[0] if _xml_char_ok(code) else "\ufffd"
+
+
+def replace_bad_char_refs(text: str) -> str:
+    """``&#xD800;``, ``&#0;`` and other references to characters XML forbids become U+FFFD.
+
+    feedparser's lenient parser turns them into Python strings it cannot encode and
+    crashes; one bad reference should cost one character, not the whole feed.
+    """
+    return _CHAR_REF.sub(_char_ref, text)
+
+
+def parse_feed(content: str, source: str) -> list[RawItem | Rejection]:
+    """Items of an RSS/Atom feed; a broken or entry-less feed is a Rejection."""
+    try:
+        parsed = feedparser.parse(replace_bad_char_refs(content))
+    except Exception as exc:  # feedparser's fallback parsers raise on some hostile markup
+        return [Rejection(source, f"not a readable feed: {type(exc).__name__}: {exc}")]
     if not parsed.entries:
-        # bozo with nothing recovered is a broken document; a well-formed empty feed is not.
+        # bozo with nothing recovered is a broken document; a well-formed empty feed is not,
+        # but it is still reported, so that an emptied feed does not pass unnoticed.
         if parsed.get("bozo") and not parsed.feed:
             exc = parsed.get("bozo_exception")
             return [Rejection(source, f"not a readable feed: {exc or 'unknown XML error'}")]
-        return []
+        return [Rejection(source, "feed has no entries")]
     feed = parsed.feed
     language = feed.get("language") or None
     outlet = html_to_text(feed.get("title", "")) or None

@@ -70,6 +70,25 @@ def record_to_item(obj: Mapping[str, Any], source: str) -> RawItem | Rejection:
     )
 
 
+def _loads(text: str) -> Any:
+    """The parsed JSON, or a Rejection (with an empty source) saying why it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Rejection("", f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+    except RecursionError:
+        return Rejection("", "invalid JSON: nested too deep")
+    except ValueError as exc:  # e.g. an integer literal past Python's digit limit
+        return Rejection("", f"invalid JSON: {exc}")
+
+
+def _record(obj: Mapping[str, Any], where: str) -> RawItem | Rejection:
+    try:
+        return record_to_item(obj, where)
+    except RecursionError:
+        return Rejection(where, "record nested too deep")
+
+
 def parse_jsonl(lines: Iterable[str], source: str) -> Iterator[RawItem | Rejection]:
     """Items from JSONL text; a bad line becomes a Rejection naming its line number."""
     for lineno, line in enumerate(lines, start=1):
@@ -77,24 +96,24 @@ def parse_jsonl(lines: Iterable[str], source: str) -> Iterator[RawItem | Rejecti
         if not stripped:
             continue
         where = f"{source}:{lineno}"
-        try:
-            obj = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            yield Rejection(where, f"invalid JSON: {exc.msg} (column {exc.colno})")
-            continue
-        if not isinstance(obj, dict):
+        obj = _loads(stripped)
+        if isinstance(obj, Rejection):
+            yield Rejection(where, obj.reason)
+        elif not isinstance(obj, dict):
             yield Rejection(where, f"expected a JSON object, got {type(obj).__name__}")
-            continue
-        yield record_to_item(obj, where)
+        else:
+            yield _record(obj, where)
 
 
 def parse_json_document(text: str, source: str) -> Iterator[RawItem | Rejection]:
     """A whole-file JSON export: an array of records, or an object holding one."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        # Many ".json" exports are really JSONL.
-        yield from parse_jsonl(text.splitlines(), source)
+    doc = _loads(text)
+    if isinstance(doc, Rejection):
+        if doc.reason.startswith("invalid JSON") and len(text.splitlines()) > 1:
+            # Many ".json" exports are really JSONL.
+            yield from parse_jsonl(text.splitlines(), source)
+        else:
+            yield Rejection(source, doc.reason)
         return
     if isinstance(doc, dict):
         records = next((v for v in doc.values() if isinstance(v, list)), [doc])
@@ -106,6 +125,6 @@ def parse_json_document(text: str, source: str) -> Iterator[RawItem | Rejection]
     for i, obj in enumerate(records):
         where = f"{source}#{i}"
         if isinstance(obj, dict):
-            yield record_to_item(obj, where)
+            yield _record(obj, where)
         else:
             yield Rejection(where, f"expected a JSON object, got {type(obj).__name__}")

@@ -109,3 +109,18 @@ def parse_seed_page(text: str, source: str) -> list[RawItem]:
         )
     )
     return items
+
+
+def looks_like_aggregator_page(text: str) -> bool:
+    """A headline ticker on the first line, or a "Publié dans X le DATE" byline.
+
+    Directory walks read a ``.txt`` file only when this holds: most text files lying in a
+    news folder (notes, READMEs, licences) are not articles.
+    """
+    lines = [ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    first = next((ln for ln in lines if ln), None)
+    if first is None:
+        return False
+    if len(_ticker_headlines(first)) >= _MIN_TICKER_HEADLINES:
+        return True
+    return any(_BYLINE.match(ln) for ln in lines[:200])
