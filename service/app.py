@@ -8,12 +8,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from service.config import Settings
 from service.errors import install_error_handlers
 from service.jobs import JobManager
 from service.metrics import Metrics
-from service.middleware import BodyLimitMiddleware, RequestContextMiddleware, TimeoutMiddleware
+from service.middleware import (
+    AccessMiddleware,
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+    TimeoutMiddleware,
+)
 from service.qa import QAEngine
 from service.ratelimit import TokenBucketLimiter
 from service.routes import admin, articles, ask, health, ops
@@ -60,10 +67,17 @@ def create_app(settings: Settings | None = None, engine: QAEngine | None = None)
     app.state.ask_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
 
     # Added innermost first: the request context (id, access log, latency) wraps everything,
-    # so even a 413 or 504 made by the other two is logged and counted.
+    # so even a 401, 413 or 504 made by the others is logged and counted. Access comes
+    # before the body is read or timed.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_s)
+    app.add_middleware(AccessMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, routes=app.router.routes)
+    if settings.trusted_proxies:
+        # Outermost: every later step (rate limit, access log) sees the real client. Only
+        # these peers' X-Forwarded-For is read; anyone else's is ignored.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
     install_error_handlers(app)
     app.include_router(health.router)

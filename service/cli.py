@@ -210,6 +210,7 @@ def serve(
     from index.versions import VersionStore
     from service.app import create_app
     from service.logs import configure_access_log
+    from service.server import uvicorn_config
 
     settings = _settings()
     configure_access_log()
@@ -218,7 +219,7 @@ def serve(
         f"Akhbar on http://{host}:{port}/  (API docs /docs), data {settings.home.resolve()}, "
         f"index {version or 'none yet: run `akhbar index`'}"
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn_config(create_app(settings), settings, host, port)).run()
 
 
 @app.command()

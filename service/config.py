@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "builtin:multilingual-e5-small"
 
@@ -52,15 +53,46 @@ class Settings(BaseSettings):
     )
 
     admin_key: SecretStr | None = Field(None, description="Bearer key for admin routes.")
-    ask_key: SecretStr | None = Field(None, description="If set, /v1/ask needs this bearer key.")
+    ask_key: SecretStr | None = Field(
+        None,
+        description="If set, every route that reads content (/v1/ask, /v1/articles/{id}, "
+        "the API docs and schema) needs this bearer key.",
+    )
+    metrics_key: SecretStr | None = Field(
+        None, description="If set, /metrics needs this bearer key; if not, it needs the ask key."
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses or networks of the reverse proxies whose "
+        "X-Forwarded-For names the client. Empty: the client is the socket's peer, and "
+        "X-Forwarded-For is ignored.",
+    )
     max_question_chars: int = 2000
     max_k: int = 50
     max_body_bytes: int = 1_000_000
     rate_limit_per_minute: int = Field(600, ge=0, description="Per client on /v1/ask; 0 = off.")
     request_timeout_s: float = 30.0
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="A connection must send a request's headers within this."
+    )
+    keep_alive_s: int = Field(5, ge=1, description="Idle keep-alive connections close after this.")
+    max_connections: int = Field(
+        1000, ge=1, description="Open connections (or requests) above which the server answers 503."
+    )
 
     fetch_timeout_s: float = 15.0
     fetch_max_bytes: int = 10_000_000
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            for v in value:
+                # A typo must stop the server, not silently trust nobody (or everybody).
+                ipaddress.ip_network(str(v), strict=False)
+        return value
 
     @property
     def store_path(self) -> Path:

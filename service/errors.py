@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from index.versions import BuildInProgressError, IndexIntegrityError, NoIndexError
 from service.qa import QuestionError
@@ -32,6 +33,22 @@ def _validation_message(exc: RequestValidationError) -> str:
         loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
         parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes on this path: one path can be served by several
+    routes (GET and DELETE /v1/articles/{id} live in different routers). Asked of the
+    routes themselves, method by method, so that included routers are searched too."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -69,9 +86,11 @@ def install_error_handlers(app: FastAPI) -> None:
             429: "rate_limited",
             504: "timeout",
         }.get(exc.status_code, "http_error")
-        return error_response(
-            request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None)
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405 and (allow := _allowed_methods(request)):
+            headers = {**(headers or {}), "Allow": allow}
+        return error_response(request, exc.status_code, code, str(exc.detail), headers)
+
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

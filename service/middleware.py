@@ -14,10 +14,11 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.auth import check_access
 from service.logs import ACCESS_LOGGER
 from service.metrics import Metrics
 
@@ -105,6 +106,66 @@ class RequestContextMiddleware:
         if route is None:  # FastAPI records only its own APIRoutes; match the others here
             route = next((r for r in self.routes if r.matches(scope)[0] == Match.FULL), None)
         return getattr(route, "path", None) or "unmatched"
+
+
+class AccessMiddleware:
+    """Checks the bearer key a request needs (service.auth's rules) before the app reads
+    its body: a client without the key learns nothing else, not even that its JSON is bad."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                check_access(Request(scope))
+            except HTTPException as exc:
+                code = "unauthorized" if exc.status_code == 401 else "forbidden"
+                await send_json_error(
+                    send, exc.status_code, code, str(exc.detail), _request_id(scope), exc.headers
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+# Only the service's own files: the page and the API docs load nothing from elsewhere and
+# carry no inline script. Swagger UI and ReDoc set styles from script at run time, so the
+# two docs pages allow inline styles (never inline script).
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+DOCS_CSP = PAGE_CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+_DOCS_PAGES = frozenset({"/docs", "/redoc"})
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class SecurityHeadersMiddleware:
+    """Security headers on every response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = (DOCS_CSP if scope["path"] in _DOCS_PAGES else PAGE_CSP).encode()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [*_SECURITY_HEADERS, (b"content-security-policy", csp)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class BodyLimitMiddleware:

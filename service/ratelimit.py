@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -51,9 +52,25 @@ class TokenBucketLimiter:
         return wait
 
 
+def client_key(host: str) -> str:
+    """The bucket a client address draws from: an IPv6 client by its /64, since one host
+    is usually given a whole /64 and could rotate through it."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host  # not an address (a Unix socket, a test client): its own bucket
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def rate_limit_ask(request: Request) -> None:
+    """Keyed on the socket's peer, or on the client a trusted proxy names (see
+    ``Settings.trusted_proxies``): never on a header an untrusted client sets."""
     limiter: TokenBucketLimiter = request.app.state.ask_limiter
-    client = request.client.host if request.client else "unknown"
+    client = client_key(request.client.host) if request.client else "unknown"
     wait = limiter.take(client)
     if wait > 0:
         raise HTTPException(
