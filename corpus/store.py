@@ -207,6 +207,22 @@ class Store:
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM articles {where}").fetchone()[0])
 
+    def outlet_counts(self) -> list[tuple[str, int]]:
+        """(outlet, canonical articles), most articles first. Spellings that differ only in
+        case are one outlet, as the search filter treats them, named by the commonest."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT outlet, COUNT(*) FROM articles"
+                " WHERE outlet IS NOT NULL AND duplicate_of IS NULL GROUP BY outlet"
+            ).fetchall()
+        groups: dict[str, list[tuple[int, str]]] = {}
+        for name, n in rows:
+            groups.setdefault(name.casefold(), []).append((int(n), name))
+        merged = [
+            (max(spellings)[1], sum(n for n, _ in spellings)) for spellings in groups.values()
+        ]
+        return sorted(merged, key=lambda item: (-item[1], item[0].casefold()))
+
     def checksum(self) -> str:
         """Fingerprint of the indexable corpus: sha256 over sorted (id, content hash)."""
         digest = hashlib.sha256()
