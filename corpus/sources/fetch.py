@@ -1,23 +1,25 @@
 """Fetching remote sources without becoming a server-side request forgery vector.
 
-Every hop's host is resolved and all of its addresses must be public before any request
-is made; redirects are followed by hand so that each hop is checked; bodies are streamed
-and abandoned past a size cap. The resolver and the HTTP transport are injectable so that
-tests run without a network.
-
-Known limit: httpx resolves the name again when it connects, so a DNS server that answers
-differently the second time (rebinding) is not fully excluded; pinning would need a custom
-transport per address.
+Every hop's host is resolved once, all of its addresses must be public, and the connection
+goes to an address that was checked (DNS pinning: a name that answers differently the
+second time, DNS rebinding, never gets a second question); the URL keeps its host name, so
+the Host header, TLS SNI and certificate check are the name's. Redirects are followed by
+hand so that each hop is checked; bodies are streamed and abandoned past a size cap. The
+resolver and the HTTP transport are injectable so that tests run without a network.
+Proxy variables from the environment are ignored: a proxy would resolve names itself.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Sequence
+import ssl
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from corpus.sources.decoding import charset_from_content_type
@@ -41,6 +43,7 @@ DEFAULT_CONTENT_TYPES: frozenset[str] = frozenset(
     }
 )
 _METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class FetchError(Exception):
@@ -87,6 +90,49 @@ def refusal_reason(address: str) -> str | None:
     return None
 
 
+class PinnedBackend(httpcore.NetworkBackend):
+    """Opens TCP connections only to the address pinned for a (host, port) by the check."""
+
+    def __init__(self, pins: dict[tuple[str, int], str]) -> None:
+        self._pins = pins
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        address = self._pins.get((host.lower(), port))
+        if address is None:
+            raise httpcore.ConnectError(f"{host}:{port} was not checked before connecting")
+        return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are never fetched")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's own transport over a connection pool that connects through PinnedBackend."""
+
+    def __init__(
+        self, pins: dict[tuple[str, int], str], ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        super().__init__(trust_env=False)
+        # httpx builds its pool without a way to pass a network backend: replace it.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
+            network_backend=PinnedBackend(pins),
+        )
+
+
 @dataclass(slots=True)
 class Fetcher:
     timeout: float = 15.0
@@ -98,8 +144,9 @@ class Fetcher:
     user_agent: str = "akhbar-corpus/0.1 (+news QA research)"
     headers: dict[str, str] = field(default_factory=dict)
 
-    def check_url(self, url: str) -> None:
-        """Raise FetchError unless ``url`` is http(s) to a host with only public addresses."""
+    def check_url(self, url: str) -> list[str]:
+        """The addresses of ``url``'s host, resolved once; FetchError unless it is http(s)
+        to a host whose addresses are all public."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise FetchError(f"refused {url}: only http and https URLs are fetched")
@@ -126,18 +173,26 @@ class Fetcher:
             reason = refusal_reason(address)
             if reason:
                 raise FetchError(f"refused {url}: {host} resolves to {reason}")
+        return list(addresses)
 
     def fetch(self, url: str) -> FetchResult:
+        pins: dict[tuple[str, int], str] = {}
         with httpx.Client(
             timeout=self.timeout,
-            transport=self.transport,
+            transport=self.transport or PinnedTransport(pins),
             follow_redirects=False,
+            trust_env=False,
             headers={"User-Agent": self.user_agent, **self.headers},
         ) as client:
             current = url
             for _hop in range(self.max_redirects + 1):
-                self.check_url(current)
+                addresses = self.check_url(current)
                 try:
+                    target = httpx.URL(current)
+                    # Keyed as httpcore will ask: the URL's ASCII host (IDNA; IPv6 without
+                    # brackets) and port.
+                    host = target.raw_host.decode("ascii").lower()
+                    pins[(host, target.port or _DEFAULT_PORTS[target.scheme])] = addresses[0]
                     with client.stream("GET", current) as response:
                         if response.is_redirect:
                             location = response.headers.get("location")
@@ -146,7 +201,7 @@ class Fetcher:
                             current = urljoin(current, location)
                             continue
                         return self._read(url, current, response)
-                except httpx.HTTPError as exc:
+                except (httpx.HTTPError, httpx.InvalidURL) as exc:
                     msg = f"fetch of {current} failed: {type(exc).__name__}: {exc}"
                     raise FetchError(msg) from exc
             raise FetchError(f"too many redirects (> {self.max_redirects}) from {url}")
