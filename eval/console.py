@@ -14,7 +14,7 @@ _SET_COLUMNS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answe
 
 
 def _f(value: Any) -> str:
-    return "–" if value is None else f"{value:.3f}"
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def summary_tables(report: Mapping[str, Any]) -> list[Table]:

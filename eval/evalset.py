@@ -66,12 +66,12 @@ def best_threshold(
     best_t, best = candidates[0], abstention_at(top_score, unanswerable, candidates[0])
     for t in candidates[1:]:
         scores = abstention_at(top_score, unanswerable, t)
-        if scores.f1 > best.f1 + 1e-12:
+        if (scores.f1 or 0.0) > (best.f1 or 0.0) + 1e-12:
             best_t, best = t, scores
     return best_t, best
 
 
-def _abstention_dict(a: m.Abstention) -> dict[str, float | int]:
+def _abstention_dict(a: m.Abstention) -> dict[str, float | int | None]:
     return {
         "precision": a.precision,
         "recall": a.recall,

@@ -166,9 +166,12 @@ def highlight_hit(
 
 @dataclass(frozen=True, slots=True)
 class Abstention:
-    precision: float
-    recall: float
-    f1: float
+    """None where the set gives no data: precision when nothing abstained, recall and F1
+    when no question is unanswerable (a report says n/a, not a misleading 0)."""
+
+    precision: float | None
+    recall: float | None
+    f1: float | None
     true_positive: int
     false_positive: int
     false_negative: int
@@ -187,9 +190,10 @@ def abstention_scores(
         tp += int(pred and truth)
         fp += int(pred and not truth)
         fn += int(truth and not pred)
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    p = tp / (tp + fp) if tp + fp else None
+    r = tp / (tp + fn) if tp + fn else None
+    # No abstention at all (p None) catches nothing: F1 0, as recall is.
+    f1 = None if r is None else (2 * p * r / (p + r) if p is not None and p + r else 0.0)
     return Abstention(p, r, f1, tp, fp, fn, tp + fn)
 
 

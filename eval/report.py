@@ -21,7 +21,7 @@ MD_NAME = "latest.md"
 
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return "n/a"  # no data for this metric (e.g. abstention with no unanswerable question)
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)

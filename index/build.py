@@ -231,3 +231,35 @@ def build_index(
         encode_seconds=enc.seconds,
         pruned=pruned,
     )
+
+
+def _plain(value: object) -> object:
+    """As the manifest stores it (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(value))
+
+
+def manifest_matches(
+    manifest: dict,
+    *,
+    model: str,
+    chunking: ChunkingParams,
+    fusion: FusionParams,
+    sizing: DenseSizing,
+    corpus_checksum: str,
+) -> bool:
+    """Whether a build now would remake the version ``manifest`` describes: same manifest
+    format, model, corpus (by checksum) and chunking, fusion and dense-index settings.
+
+    The model's numeric precision and the library versions are not recorded as settings,
+    so changing them alone needs a forced rebuild."""
+    chunks = (manifest.get("counts") or {}).get("chunks")
+    if not isinstance(chunks, int):
+        return False
+    return (
+        manifest.get("format") == MANIFEST_FORMAT
+        and manifest.get("model") == model
+        and manifest.get("corpus_checksum") == corpus_checksum
+        and manifest.get("chunking") == _plain(asdict(chunking))
+        and manifest.get("fusion") == _plain(fusion.to_dict())
+        and manifest.get("dense") == _plain(sizing.params(chunks).to_dict())
+    )

@@ -6,16 +6,28 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
+import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "builtin:multilingual-e5-small"
+HOME_ENV = "AKHBAR_HOME"
+
+
+def default_home() -> Path:
+    """The platform's per-user data directory (``~/.local/share/akhbar`` on Linux): the
+    same place whichever directory a command runs from."""
+    return Path(platformdirs.user_data_dir("akhbar", appauthor=False))
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AKHBAR_", env_file=None, extra="ignore")
 
-    home: Path = Field(Path("data"), description="Data directory: store, model, index versions.")
+    home: Path = Field(
+        default_factory=default_home,
+        description="Data directory: store, model, index versions. AKHBAR_HOME, else the "
+        "platform's user data directory.",
+    )
     model: str = Field(
         DEFAULT_MODEL,
         description="Embedding model: the built-in offline model, or a sentence-transformers "

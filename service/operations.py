@@ -11,11 +11,12 @@ from corpus.models import IngestReport
 from corpus.sources import iter_sources
 from corpus.sources.fetch import Fetcher
 from corpus.store import Store
-from index.build import BuildReport, ChunkingParams, Progress
+from index.build import BuildReport, ChunkingParams, Progress, manifest_matches
 from index.dense import DenseSizing
 from index.encoder import Encoder
 from index.fusion import FusionParams
 from index.local import LocalIndex
+from index.versions import IndexStateError, VersionStore, read_manifest
 from service.config import Settings
 
 
@@ -87,3 +88,26 @@ def run_index(
     finally:
         if own:
             store.close()
+
+
+def unchanged_version(settings: Settings) -> str | None:
+    """The current index version if building now would remake it (same corpus, model and
+    index settings, see ``manifest_matches``), else None. Loads no model."""
+    try:
+        path = VersionStore(settings.index_dir).current_path()
+        manifest = read_manifest(path)
+    except IndexStateError:
+        return None
+    if not settings.store_path.exists():
+        return None
+    with Store(settings.store_path) as store:
+        checksum = store.checksum()
+    same = manifest_matches(
+        manifest,
+        model=settings.model,
+        chunking=chunking_params(settings),
+        fusion=fusion_params(settings),
+        sizing=dense_sizing(settings),
+        corpus_checksum=checksum,
+    )
+    return path.name if same else None

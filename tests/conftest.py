@@ -11,6 +11,16 @@ import pytest
 from service.config import Settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """AKHBAR_HOME for the whole session, so a test that forgets to pick its own home
+    (or a CLI run it starts) never writes into the user's real data directory."""
+    home = tmp_path_factory.mktemp("default_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AKHBAR_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built offline model, built once per test session (never downloaded)."""

@@ -71,8 +71,15 @@ def test_abstention() -> None:
     s = abstention_scores(pred, truth)
     assert (s.precision, s.recall, s.f1) == (0.5, 0.5, 0.5)
     assert (s.true_positive, s.false_positive, s.false_negative, s.support) == (1, 1, 1, 2)
+    # Nothing abstained: precision has no data (n/a); nothing caught, so recall and F1 are 0.
     none = abstention_scores({}, truth)
-    assert (none.precision, none.recall, none.f1) == (0.0, 0.0, 0.0)
+    assert (none.precision, none.recall, none.f1) == (None, 0.0, 0.0)
+    # No unanswerable question in the sample: recall and F1 have no data, not 0.
+    answerable = {"c": False, "d": False}
+    wrong = abstention_scores({"c": True}, answerable)
+    assert (wrong.precision, wrong.recall, wrong.f1, wrong.support) == (0.0, None, None, 0)
+    quiet = abstention_scores({}, answerable)
+    assert (quiet.precision, quiet.recall, quiet.f1) == (None, None, None)
 
 
 def test_slices_and_latency() -> None:

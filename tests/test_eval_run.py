@@ -77,9 +77,14 @@ def test_eval_set_numbers(eval_set_report) -> None:
         assert {"fr→fr", "es→fr", "en→fr"} <= set(r["slices"])
         a = r["abstention"]
         assert a["support"] == 3
-        for key in ("precision", "recall", "f1"):
+        for key in ("recall", "f1"):
             _in_unit(a[key])
             _in_unit(a["best"][key])
+        for b in (a, a["best"]):  # precision has no data only when nothing abstained
+            if b["tp"] + b["fp"]:
+                _in_unit(b["precision"])
+            else:
+                assert b["precision"] is None
         assert a["best"]["f1"] >= a["f1"]
         assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p95"], mode
     # The dense model is the backbone: on the sample it finds most gold articles.
