@@ -131,6 +131,8 @@ class _Ingestor:
             problem = f"text over {MAX_TEXT_BYTES} bytes"
         elif len(title) > MAX_TITLE_CHARS:
             problem = f"title over {MAX_TITLE_CHARS} characters"
+        elif not any(ch.isalnum() for ch in text):
+            problem = "no letters or digits"
         else:
             problem = text_problem(f"{title}\n{text}")
         if problem:

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from corpus.models import RawItem
-from corpus.sources.decoding import Decoded, decode, not_text_reason
+from corpus.sources.decoding import Decoded, binary_reason, decode, text_problem
 from corpus.sources.feeds import looks_like_feed_text, parse_feed
 from corpus.sources.fetch import Fetcher, FetchError
 from corpus.sources.html import parse_html
@@ -109,10 +109,16 @@ def parse_content(
     failure, come back as a Rejection naming the source.
     """
     decoded = decode(data, charset)
-    problem = not_text_reason(data, decoded)
+    problem = binary_reason(data, decoded)
     if problem:
         return [Rejection(source, problem)]
     kind = _kind_for(source, content_type, decoded.text)
+    if kind in ("text", "html"):
+        # One document, one article: its text is judged whole. Structured formats are
+        # judged record by record at ingest, so one bad record does not cost the file.
+        problem = text_problem(decoded.text)
+        if problem:
+            return [Rejection(source, problem)]
     if kind == "list":
         return [Rejection(source, "a feed list is read only from a local file named directly")]
     return _parse(decoded, kind, source, url)
@@ -252,7 +258,7 @@ def _walked_file(path: Path, root: Path, directory: Path, max_bytes: int) -> Ite
         return
     if suffix in _TEXT:
         decoded = decode(data)
-        problem = not_text_reason(data, decoded)
+        problem = binary_reason(data, decoded) or text_problem(decoded.text)
         if problem:
             yield Rejection(str(path), problem)
         elif looks_like_aggregator_page(decoded.text):
@@ -291,7 +297,7 @@ def _list_targets(path: Path, max_bytes: int, *, named: bool) -> list[str] | Rej
     if isinstance(data, Rejection):
         return data
     decoded = decode(data)
-    problem = not_text_reason(data, decoded)
+    problem = binary_reason(data, decoded)
     if problem:
         return Rejection(str(path), f"feed list: {problem}")
     targets = []
@@ -367,5 +373,8 @@ def _dispatch_file(
     targets = _list_targets(path, max_bytes, named=named)
     if isinstance(targets, Rejection):
         yield targets
+        return
+    if not targets:
+        yield Rejection(str(path), "feed list names no sources")
         return
     yield from _iter(targets, fetcher, max_bytes, depth=depth + 1, seen=seen | {key})

@@ -87,41 +87,48 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
 
 
 # Characters no text document holds in number: controls other than whitespace, surrogates,
-# private use, unassigned code points, and U+FFFD (something upstream already failed).
-_NOT_TEXT_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}
+# private use, non-characters, and U+FFFD (something upstream already failed). Unassigned
+# code points are not counted: this Python's Unicode tables are older than some emoji.
+_NOT_TEXT_CATEGORIES = {"Cc", "Cs", "Co"}
 _TEXT_CONTROLS = set("\t\n\r\f\v")
 _MAX_NOT_TEXT_SHARE = 0.01
+_MAX_NUL_SHARE = 0.001
 _SAMPLE_CHARS = 200_000
 
 
+def _is_not_text(ch: str) -> bool:
+    code = ord(ch)
+    if code == 0xFFFD or 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE:
+        return True
+    return ch not in _TEXT_CONTROLS and unicodedata.category(ch) in _NOT_TEXT_CATEGORIES
+
+
 def _not_text_count(text: str) -> int:
-    return sum(
-        1
-        for ch in text
-        if ch == "\ufffd"
-        or (ch not in _TEXT_CONTROLS and unicodedata.category(ch) in _NOT_TEXT_CATEGORIES)
-    )
+    return sum(1 for ch in text if _is_not_text(ch))
 
 
-def not_text_reason(data: bytes, decoded: Decoded) -> str | None:
+def binary_reason(data: bytes, decoded: Decoded) -> str | None:
     """Why these bytes are not a text document (binary, undecodable), or None if they are.
 
-    Three signals: NUL bytes outside UTF-16/32 (no text encoding we read produces them);
-    for bytes that only a single-byte fallback could decode, charset detection finding no
-    encoding that fits; and the share of control, unassigned or private-use characters in
-    the decoded text, which is near zero for any real document and about a quarter for
-    random bytes.
+    Two signals: NUL bytes outside UTF-16/32 (no text encoding we read produces them; one
+    stray NUL in a large export is that record's problem, so a share is needed); and, for
+    bytes that only a single-byte fallback could decode, charset detection finding no
+    encoding that fits.
     """
     wide = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    if b"\x00" in data and not wide:
+    if not wide and data.count(b"\x00") > len(data) * _MAX_NUL_SHARE:
         return "binary content: NUL bytes"
     if decoded.fallback and charset_normalizer.from_bytes(data).best() is None:
         return "undecodable bytes: no text encoding fits"
-    return text_problem(decoded.text)
+    return None
 
 
 def text_problem(text: str) -> str | None:
-    """Why decoded text is not text (too many non-text characters), or None if it is."""
+    """Why decoded text is not text, or None if it is.
+
+    The share of control, private-use or non-characters is near zero for any real
+    document and about a quarter for random bytes decoded as a single-byte charset.
+    """
     sample = text[:_SAMPLE_CHARS]
     if not sample:
         return None
@@ -129,5 +136,5 @@ def text_problem(text: str) -> str | None:
     # One or two stray characters in a short document are tolerated.
     if bad > 2 and bad / len(sample) > _MAX_NOT_TEXT_SHARE:
         share = 100 * bad / len(sample)
-        return f"not text: {share:.1f}% control, unassigned or private-use characters"
+        return f"not text: {share:.1f}% control, private-use or broken characters"
     return None
