@@ -23,7 +23,7 @@ from service.middleware import (
 )
 from service.qa import QAEngine
 from service.ratelimit import TokenBucketLimiter
-from service.routes import admin, articles, ask, health, ops
+from service.routes import admin, articles, ask, docs, health, ops, outlets, pages
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None, engine: QAEngine | None = None)
         version="0.1.0",
         description="Questions in French, Spanish or English over news; cited passages back.",
         lifespan=lifespan,
+        # Served from local files by routes/docs.py: FastAPI's own pages need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     metrics = Metrics()
     app.state.settings = settings
@@ -85,5 +88,8 @@ def create_app(settings: Settings | None = None, engine: QAEngine | None = None)
     app.include_router(articles.router)
     app.include_router(admin.router)
     app.include_router(ops.router)
+    app.include_router(outlets.router)
+    app.include_router(pages.router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")
     return app

@@ -6,9 +6,19 @@ import hmac
 from typing import Literal
 
 from fastapi import HTTPException, Request
+from fastapi.security import HTTPBearer
 from pydantic import SecretStr
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="akhbar"'}
+
+# Declares the scheme in the OpenAPI (Swagger's Authorize button); checks nothing itself:
+# the functions below do, with this service's own error messages.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="AKHBAR_ADMIN_KEY for the admin routes; AKHBAR_ASK_KEY for /v1/ask when the "
+    "server sets one.",
+)
 
 
 def _bearer_token(request: Request) -> str:

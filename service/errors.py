@@ -30,9 +30,28 @@ def error_response(
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":
+            # loc is ("body", character offset); ctx has the parser's own words.
+            reason = (err.get("ctx") or {}).get("error", "malformed")
+            where = err.get("loc", ())[-1:]
+            at = f" at character {where[0]}" if where and isinstance(where[0], int) else ""
+            return f"the request body is not valid JSON: {reason}{at}"
         loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
-        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "value_error" and (ctx := err.get("ctx")) and "error" in ctx:
+            msg = str(ctx["error"])  # our own validators' sentences, without "Value error, "
+        parts.append(f"{loc or 'body'}: {msg}")
     return "; ".join(parts) or "invalid request"
+
+
+def _validation_code(exc: RequestValidationError) -> str:
+    """One code per kind of mistake: the JSON itself, the question, any other field."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return "invalid_json"
+    if errors and all(tuple(e.get("loc", ()))[:2] == ("body", "question") for e in errors):
+        return "invalid_question"  # the same code as the engine's own question checks
+    return "invalid_request"
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -54,7 +73,7 @@ def _allowed_methods(request: Request) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(request, 422, "invalid_request", _validation_message(exc))
+        return error_response(request, 422, _validation_code(exc), _validation_message(exc))
 
     @app.exception_handler(QuestionError)
     async def _question(request: Request, exc: QuestionError) -> JSONResponse:

@@ -160,7 +160,7 @@ class QAEngine:
             question=question,
             question_language=language,
             answerable=answerable,
-            passages=[_passage(h) for h in hits],
+            passages=[_passage(h, h.margin >= threshold) for h in hits],
             index_version=searcher.version,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
         )
@@ -210,19 +210,21 @@ class QAEngine:
         self.store.close()
 
 
-def _passage(hit: Hit) -> Passage:
+def _passage(hit: Hit, answers: bool) -> Passage:
     row, c = hit.row, hit.row.chunk
     return Passage(
         id=c.id,
         text=c.text,
         score=round(hit.score, 5),
         language=c.language,
+        answers=answers,
         citation=Citation(
             article_id=c.article_id,
             title=row.title,
             outlet=row.outlet,
             url=row.url,
             published=row.published,
+            kind=row.kind,
             start=c.start,
             end=c.end,
         ),

@@ -3,20 +3,56 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, model_validator
+
+from corpus.language import SERVED
+
+
+def _no_number_as_date(value: Any) -> Any:
+    # Pydantic reads a number as seconds since 1970: `"published": 0` would silently
+    # become 1970-01-01. A date in JSON is a string.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("give the date as a string, YYYY-MM-DD, not a number")
+    return value
+
+
+def _casefold_language(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+IsoDate = Annotated[date, BeforeValidator(_no_number_as_date)]
+# "FR" and " fr" mean fr; anything else is refused with the list of served languages.
+ServedLanguage = Annotated[Literal[SERVED], BeforeValidator(_casefold_language)]  # type: ignore[valid-type]
 
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(..., description="The question, in French, Spanish or English.")
+    question: str = Field(
+        ...,
+        min_length=1,
+        # Whitespace alone is refused too (the same check as the CLI's); the pattern tells
+        # schema readers so.
+        json_schema_extra={"pattern": r"\S"},
+        description="The question, in French, Spanish or English.",
+    )
     k: int = Field(5, ge=1, description="How many passages to return (at most the server's max_k).")
-    languages: list[str] | None = Field(None, description="Only passages in these languages.")
-    outlets: list[str] | None = Field(None, description="Only passages from these outlets.")
-    since: date | None = Field(None, description="Only articles published on or after.")
-    until: date | None = Field(None, description="Only articles published on or before.")
+    languages: list[ServedLanguage] | None = Field(
+        None, description="Only passages in these languages (case-insensitive)."
+    )
+    outlets: list[str] | None = Field(
+        None, description="Only passages from these outlets (case-insensitive; see /v1/outlets)."
+    )
+    since: IsoDate | None = Field(None, description="Only articles published on or after.")
+    until: IsoDate | None = Field(None, description="Only articles published on or before.")
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> AskRequest:
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
 
 
 class Citation(BaseModel):
@@ -25,6 +61,10 @@ class Citation(BaseModel):
     outlet: str | None
     url: str | None
     published: date | None
+    kind: Literal["article", "headline"] = Field(
+        "article",
+        description="headline: a title alone, as a feed or an aggregator page lists it.",
+    )
     start: int = Field(..., description="Offset of the passage in the article text.")
     end: int
 
@@ -39,6 +79,11 @@ class Passage(BaseModel):
     text: str
     score: float
     language: str
+    answers: bool = Field(
+        False,
+        description="Whether this passage stands out enough to be put forward as an answer "
+        "(the abstention rule applied to it alone); answerable is true when any does.",
+    )
     citation: Citation
     highlight: Highlight
 
@@ -64,6 +109,11 @@ class ArticleOut(BaseModel):
     duplicate_of: str | None = None
 
 
+class OutletOut(BaseModel):
+    name: str
+    articles: int = Field(..., description="Stored articles from this outlet (no duplicates).")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -84,7 +134,7 @@ class ArticleIn(BaseModel):
     text: str = Field(..., description="Plain text; paragraphs separated by blank lines.")
     url: HttpUrl | None = None
     outlet: str | None = Field(None, max_length=200)
-    published: date | None = None
+    published: IsoDate | None = None
     language: Literal["fr", "es", "en"] | None = Field(
         None, description="Declared language, used when detection is unsure."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, Security
 from starlette.concurrency import run_in_threadpool
 
 from corpus.ingest import ingest
@@ -13,7 +13,7 @@ from corpus.models import IngestReport, RawItem
 from corpus.sources import iter_sources
 from corpus.sources.fetch import Fetcher
 from index.build import BuildReport, Progress
-from service.auth import require_admin
+from service.auth import bearer_scheme, require_admin
 from service.deps import EngineDep, SettingsDep
 from service.jobs import Job, JobManager, JobRunningError
 from service.operations import run_index
@@ -35,7 +35,11 @@ _AUTH_ERRORS: dict[int | str, dict] = {
     401: {"model": ErrorResponse},
     403: {"model": ErrorResponse},
 }
-router = APIRouter(prefix="/v1", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["admin"],
+    dependencies=[Security(bearer_scheme), Depends(require_admin)],
+)
 
 
 def _raw_item(article: ArticleIn) -> RawItem:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from index.searcher import Filters
@@ -28,8 +29,23 @@ router = APIRouter(prefix="/v1", tags=["ask"])
         503: {"model": ErrorResponse},
         504: {"model": ErrorResponse},
     },
+    # The key is asked for only where the server sets AKHBAR_ASK_KEY: optional here.
+    openapi_extra={"security": [{}, {"bearer": []}]},
 )
 async def ask(body: AskRequest, request: Request, engine: EngineDep) -> AskResponse:
+    max_k = request.app.state.settings.max_k
+    if body.k > max_k:
+        # The bound is a setting, not in the schema; said the way the schema's own k >= 1 is.
+        raise RequestValidationError(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ("body", "k"),
+                    "msg": f"Input should be less than or equal to {max_k}",
+                    "input": body.k,
+                }
+            ]
+        )
     filters = Filters(
         languages=tuple(body.languages or ()),
         outlets=tuple(body.outlets or ()),
