@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from corpus.language import detect_language
+from corpus.language import warm_up as warm_up_language_id
 from corpus.store import Store
+from corpus.valid_text import first_invalid_character
 from index.base import IndexBackend, IndexReader
 from index.encoder import FAST_QUERY_BATCH, Encoder, SentenceTransformerEncoder
 from index.searcher import Filters, Hit
@@ -22,6 +26,11 @@ from service.operations import local_index
 from service.schemas import AskResponse, Citation, Highlight, Passage
 
 log = logging.getLogger(__name__)
+
+
+# Padded tokens one question batch may hold (questions × its longest question's tokens):
+# 16 questions at the encoder's 64-token cap, or 32 questions of up to 32 tokens.
+QUESTION_BATCH_TOKENS = 1024
 
 
 class QuestionError(ValueError):
@@ -86,7 +95,17 @@ class QAEngine:
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
         self._qcache = QuestionCache()
-        self._batcher = QuestionBatcher(self.encoder.encode_queries, max_batch=FAST_QUERY_BATCH)
+        # Batches are budgeted in tokens where the encoder can count them (long questions
+        # then cannot hold short ones up); otherwise in questions only.
+        count_tokens: Callable[[str], int] | None = getattr(self.encoder, "count_tokens", None)
+        self._batcher = QuestionBatcher(
+            self.encoder.encode_queries,
+            max_batch=FAST_QUERY_BATCH,
+            cost=count_tokens,
+            max_batch_tokens=QUESTION_BATCH_TOKENS,
+        )
+        # Loaded here, before the app says ready, not by the first questions in a race.
+        warm_up_language_id()
         # Articles deleted while an index that still holds them may be served. Small (one
         # id per deletion) and re-checked against the store, so a re-ingested id comes back.
         self._deleted: set[str] = set()
@@ -133,15 +152,37 @@ class QAEngine:
         return cached
 
     def check_question(self, question: str) -> str:
+        """The question NFKC-normalised with its whitespace collapsed, or QuestionError
+        saying what is wrong.
+
+        Runs before anything else reads the question (cache, language id, encoder), so
+        text that is not valid Unicode never reaches native code. What goes on is already
+        in NFKC form, so the tokenizer's own normalisation cannot make it longer than it
+        is (a tokenizer that sized a buffer from the input overflowed on U+FDFA).
+        """
+        bad = first_invalid_character(question)
+        if bad is not None:
+            raise QuestionError(
+                f"the question contains {bad.describe()}, which text cannot contain; "
+                "send valid Unicode text"
+            )
         q = " ".join(question.split())
         if not q:
             raise QuestionError("the question is empty")
-        if len(question) > self.settings.max_question_chars:
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
             raise QuestionError(
-                f"the question is {len(question)} characters long; the limit is "
-                f"{self.settings.max_question_chars}"
+                f"the question is {len(question)} characters long; the limit is {limit}"
             )
-        return q
+        # The NFKC form can be many times longer (U+FDFA is 18 characters): the limit
+        # holds for that form too.
+        normalised = unicodedata.normalize("NFKC", q)
+        if len(normalised) > limit:
+            raise QuestionError(
+                f"the question is {len(normalised)} characters long once Unicode-normalised "
+                f"(NFKC); the limit is {limit}"
+            )
+        return " ".join(normalised.split())
 
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> AskResponse:
         t0 = time.perf_counter()
