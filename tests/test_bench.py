@@ -139,8 +139,13 @@ def test_peer_smoke(settings_for, encoder, tmp_path: Path) -> None:
     assert _positive(data["indexing_ratio_txtai_over_ours_index"])
 
 
-def test_cli_options_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_options_parse(settings_for, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`akhbar bench` is a typer command like the others: options parsed, bad ones refused
+    with exit 1 and a message, not a traceback."""
+    from typer.testing import CliRunner
+
     from eval.bench import run
+    from service.cli import app
 
     with pytest.raises(SystemExit):
         run.run_benchmarks(Settings(), ["nope"], n=1, console=None)
@@ -150,20 +155,19 @@ def test_cli_options_parse(monkeypatch: pytest.MonkeyPatch) -> None:
         "run_benchmarks",
         lambda settings, which, *, n, console, options: seen.update(which=which, options=options),
     )
-    run.main(
-        [
-            "scale",
-            "--tiers",
-            "10000,100000",
-            "--exact-max",
-            "0",
-            "--compact-min",
-            "0",
-            "--sizes",
-            "sample",
-        ]
-    )
+    # A home sharing the session's built model, so the command has nothing to build.
+    monkeypatch.setenv("AKHBAR_HOME", str(settings_for(tmp_path / "home").home))
+    args = ["scale", "--tiers", "10000,100000", "--exact-max", "0", "--compact-min", "0"]
+    result = CliRunner().invoke(app, ["bench", *args, "--sizes", "sample"])
+    assert result.exit_code == 0, result.output
     assert seen["which"] == ["scale"] and seen["options"].tiers == (10_000, 100_000)
-    assert seen["options"].exact_max == seen["options"].compact_min == 0 and seen[
-        "options"
-    ].sizes == ("sample",)
+    assert seen["options"].exact_max == seen["options"].compact_min == 0
+    assert seen["options"].sizes == ("sample",)
+    assert seen["options"].concurrency == (1, 8, 32)  # the defaults hold
+
+    seen.clear()
+    bad_tiers = CliRunner().invoke(app, ["bench", "scale", "--tiers", "10k"])
+    assert bad_tiers.exit_code == 1 and "--tiers" in bad_tiers.output and not seen
+    unknown = CliRunner().invoke(app, ["bench", "nope"])
+    assert unknown.exit_code == 1 and "encoders" in unknown.output and not seen
+    assert "Traceback" not in bad_tiers.output + unknown.output

@@ -1,12 +1,11 @@
 """Dispatch for ``akhbar bench``: run the chosen benchmarks and print their tables.
 
-``akhbar bench`` runs them with their defaults; ``python -m eval.bench.run`` takes the
-knobs too (tiers, sizes, request counts, a work dir that keeps built tiers between runs).
+The command line (its options: tiers, sizes, request counts, a work dir that keeps built
+tiers between runs) is in service/cli.py, with the other commands.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,41 +188,9 @@ def _print_peer(console: Console, res: dict) -> None:
     )
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x)
+if __name__ == "__main__":  # the same command as `akhbar bench`
+    import sys
 
+    from service.cli import app
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="akhbar bench", description=__doc__)
-    p.add_argument("what", nargs="*", help=f"any of {', '.join(ALL)} (default: all)")
-    p.add_argument("--n", type=int, default=64, help="encoders: passages")
-    p.add_argument("--articles", type=int, help="indexing/peer: first N sample articles")
-    p.add_argument("--requests", type=int, default=200)
-    p.add_argument("--concurrency", type=_ints, default=(1, 8, 32), help="e.g. 1,8,32")
-    p.add_argument("--sizes", default="sample,100000", help="latency: sample and/or tier sizes")
-    p.add_argument("--tiers", type=_ints, default=(10_000, 100_000, 1_000_000))
-    p.add_argument("--exact-max", type=int, help="scale: exact-index threshold (0: HNSW)")
-    p.add_argument("--compact-min", type=int, help="scale: SQ8 threshold (0: HNSW+SQ8)")
-    p.add_argument("--queries", type=int, default=200)
-    p.add_argument("--work-dir", type=Path, help="keep built tiers here and reuse them")
-    p.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
-    a = p.parse_args(argv)
-    opts = BenchOptions(
-        articles=a.articles,
-        requests=a.requests,
-        concurrency=a.concurrency,
-        sizes=tuple(x for x in a.sizes.split(",") if x),
-        tiers=a.tiers,
-        exact_max=a.exact_max,
-        compact_min=a.compact_min,
-        queries=a.queries,
-        work_dir=a.work_dir,
-        out_dir=a.out_dir,
-    )
-    if opts.work_dir:
-        opts.work_dir.mkdir(parents=True, exist_ok=True)
-    run_benchmarks(Settings(), a.what, n=a.n, console=Console(), options=opts)
-
-
-if __name__ == "__main__":
-    main()
+    app(["bench", *sys.argv[1:]])
