@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
@@ -188,4 +187,3 @@ def test_stored_markup_on_the_article_page_stays_text(
     assert "<script>alert" not in page.text and "<img" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "javascript:" not in page.text  # the stored URL is not made a link
-    shutil.rmtree(fresh_home, ignore_errors=True)
