@@ -360,7 +360,8 @@ def serve(
         engine.ready()
     console.print(
         f"Akhbar on http://{host}:{port}/  (API docs /docs), data {settings.home.resolve()}, "
-        f"index {version or 'none yet: run `akhbar index`'}"
+        f"index {version or 'none yet: run `akhbar index`'}",
+        soft_wrap=True,
     )
     try:
         uvicorn.Server(uvicorn_config(create_app(settings, engine), settings, host, port)).run()

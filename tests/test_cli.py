@@ -297,3 +297,50 @@ def test_eval_writes_a_run_folder_under_the_home_by_default(
     assert "n/a" in result.stdout
     md = (runs[0] / "latest.md").read_text(encoding="utf-8")
     assert "n/a" in md
+
+
+def test_serve_prints_its_address_once_loaded(sample_settings: Settings) -> None:
+    """The address comes after the model and index are loaded, and logs stay quiet."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "AKHBAR_HOME": str(sample_settings.home),
+        "AKHBAR_PRECISION": "fp32",
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        if f"http://127.0.0.1:{port}/" not in line:
+            proc.kill()
+            pytest.fail(f"serve printed {line!r}, then: {proc.communicate(timeout=30)}")
+        version = VersionStore(sample_settings.index_dir).current_name()
+        assert f"index {version}" in line
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert ready.status_code == 200 and ready.json()["index_version"] == version
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    assert "INFO" not in stderr and "DEBUG" not in stderr, stderr
