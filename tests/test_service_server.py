@@ -42,7 +42,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, settings_for, encoder) -> I
     home = tmp_path_factory.mktemp("served")
     base: Settings = settings_for(home)
     settings = Settings(
-        **{**base.model_dump(), "rate_limit_per_minute": 3, "header_timeout_s": 0.5}
+        **{
+            **base.model_dump(),
+            "rate_limit_per_minute": 3,
+            "header_timeout_s": 0.5,
+            "keep_alive_s": 1,
+            "max_connections": 8,
+        }
     )
     engine = QAEngine(settings, encoder)
     port = _free_port()
@@ -97,6 +103,31 @@ def test_headers_that_never_finish_are_cut_off(server: str) -> None:
     assert _raw(server, b"") == b""
     # A complete request on the same kind of connection is answered as usual.
     answer = _raw(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_idle_keep_alive_connection_is_closed(server: str) -> None:
+    # No "Connection: close": the answer comes, then the idle connection is closed.
+    answer = _raw(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'{"status":"ok"}')
+
+
+def test_connections_over_the_limit_get_503(server: str) -> None:
+    host, port = server.split(":")
+    held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(8)]
+    try:
+        answer = _raw(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:100]
+    finally:
+        for sock in held:
+            sock.close()
+    # Once they are gone, requests are served again.
+    answer = b""
+    for _ in range(50):
+        answer = _raw(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        if answer.startswith(b"HTTP/1.1 200"):
+            break
+        time.sleep(0.1)
     assert answer.startswith(b"HTTP/1.1 200")
 
 
