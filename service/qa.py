@@ -7,7 +7,6 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,13 +94,11 @@ class QAEngine:
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
         self._qcache = QuestionCache()
-        # Batches are budgeted in tokens where the encoder can count them (long questions
-        # then cannot hold short ones up); otherwise in questions only.
-        count_tokens: Callable[[str], int] | None = getattr(self.encoder, "count_tokens", None)
+        # Batches are budgeted in tokens, so long questions cannot hold short ones up.
         self._batcher = QuestionBatcher(
             self.encoder.encode_queries,
             max_batch=FAST_QUERY_BATCH,
-            cost=count_tokens,
+            cost=self.encoder.count_query_tokens,
             max_batch_tokens=QUESTION_BATCH_TOKENS,
         )
         # Loaded here, before the app says ready, not by the first questions in a race.

@@ -33,6 +33,17 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def encoder(models_dir: Path):  # -> SentenceTransformerEncoder
+    """The encoder as the server runs it: questions on the int8 question encoder."""
+    from index.encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(
+        "builtin:multilingual-e5-small", models_dir=models_dir, precision="fp32", fast_queries=True
+    )
+
+
+@pytest.fixture(scope="session")
+def torch_encoder(models_dir: Path):  # -> SentenceTransformerEncoder
+    """The reference: questions and passages both through the PyTorch fp32 model."""
     from index.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(

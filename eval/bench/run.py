@@ -88,6 +88,21 @@ def run_benchmarks(
                     ],
                 )
             )
+            console.print(
+                _table(
+                    "Question encoders (same questions, same process, median of rounds)",
+                    res["questions"]["rows"],
+                    [
+                        "engine",
+                        "alone_p50_ms",
+                        "alone_p95_ms",
+                        "alone_cpu_ms",
+                        "batch32_qps",
+                        "cos_mean",
+                        "cos_min",
+                    ],
+                )
+            )
         elif name == "indexing":
             from eval.bench.indexing import bench_indexing
 

@@ -141,6 +141,9 @@ class PerturbedEncoder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         raise NotImplementedError("queries always go through the real encoder")
 
+    def count_query_tokens(self, text: str) -> int:
+        raise NotImplementedError("queries always go through the real encoder")
+
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         if self._all is None:
             self._all = self._make()
