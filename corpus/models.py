@@ -58,10 +58,6 @@ class Chunk:
     # Sentence spans relative to the chunk text, precomputed for answer highlighting.
     sentences: tuple[tuple[int, int], ...] = field(default=())
 
-    @property
-    def text_hash(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
-
 
 @dataclass(slots=True)
 class IngestReport:

@@ -12,8 +12,8 @@ from corpus.language import detect_language
 from eval import metrics as m
 from eval.dataset import EvalItem, qrels_from_items
 from eval.retrieval import MODES, ModeRun, Progress, Query, encode_one_by_one, retrieve
+from index.base import IndexReader
 from index.encoder import Encoder
-from index.searcher import Searcher
 
 K = 10
 RETRIEVAL_METRICS = (
@@ -125,7 +125,7 @@ def score_mode(
 
 def evaluate_eval_set(
     items: Sequence[EvalItem],
-    searcher: Searcher,
+    searcher: IndexReader,
     encoder: Encoder,
     article_language: Mapping[str, str],
     *,
@@ -139,7 +139,7 @@ def evaluate_eval_set(
         {i.id: i.language for i in items}, article_language.get, qrels_from_items(items)
     )
     encode_by_q = {q.id: float(s) for q, s in zip(queries, encode_s, strict=True)}
-    threshold = searcher.fusion.abstain_threshold
+    threshold = searcher.answer_params.abstain_threshold
     detected_ok = sum(q.language == i.language for q, i in zip(queries, items, strict=True))
     return {
         "name": "eval-set",

@@ -1,9 +1,10 @@
-"""Throwaway indexes for evaluation, built through the production pipeline.
+"""Throwaway indexes for evaluation, built and opened through the index protocol.
 
-Every index lives in a temporary directory. Only two things are shared with the user's
-data home: the built model (read) and the embedding cache (read and filled), so a text is
-never encoded twice across eval runs and `akhbar index`, and the user's store and index
-versions are never written.
+Every index lives in a temporary directory (or in memory, for the memory backend), on the
+backend the settings name (``akhbar eval --backend NAME``). Only two things are shared
+with the user's data home: the built model (read) and the embedding cache (read and
+filled), so a text is never encoded twice across eval runs and `akhbar index`, and the
+user's store and index versions are never written.
 """
 
 from __future__ import annotations
@@ -14,32 +15,15 @@ from pathlib import Path
 from corpus.models import Article
 from corpus.store import Store
 from eval.benchmarks import Benchmark
-from index.build import ChunkingParams, Progress, build_index
-from index.cache import EmbeddingCache
+from index.base import IndexReader, Progress
 from index.encoder import Encoder
-from index.fusion import FusionParams
-from index.searcher import Searcher
+from index.prepare import ChunkingParams
 from service.config import Settings
-from service.operations import (
-    dense_sizing,
-    fusion_params,
-    run_index,
-    run_ingest,
-    sample_corpus_path,
-)
+from service.operations import open_backend, run_ingest, sample_corpus_path
 
 # Far above any XQuAD/PIAF paragraph, so one benchmark doc is exactly one chunk and the
 # doc, not a slice of it, is what gets ranked.
 BENCHMARK_MAX_CHARS = 100_000
-
-
-def embedding_cache_path(settings: Settings) -> Path:
-    # Same file run_index opens, so eval and `akhbar index` fill one cache.
-    return settings.cache_dir / "embeddings.sqlite3"
-
-
-def open_cache(settings: Settings, encoder: Encoder) -> EmbeddingCache:
-    return EmbeddingCache.for_encoder(embedding_cache_path(settings), encoder)
 
 
 def scratch_settings(user: Settings, home: Path) -> Settings:
@@ -54,21 +38,18 @@ def scratch_settings(user: Settings, home: Path) -> Settings:
     return user.model_copy(update={"home": home})
 
 
-def open_searcher(path: Path, encoder: Encoder) -> Searcher:
-    return Searcher(path, model=encoder.name, dimension=encoder.dimension)
-
-
 def build_sample_index(
     user: Settings, encoder: Encoder, home: Path, progress: Progress | None = None
-) -> tuple[Searcher, dict[str, str]]:
-    """Ingest and index the bundled sample in ``home``; returns the searcher and the
+) -> tuple[IndexReader, dict[str, str]]:
+    """Ingest and index the bundled sample in ``home``; returns the opened index and the
     language of every stored article (the passage side of the language slices)."""
     settings = scratch_settings(user, home)
     run_ingest(settings, [str(sample_corpus_path())])
-    report = run_index(settings, encoder, progress=progress)
+    backend = open_backend(settings, encoder)
     with Store(settings.store_path) as store:
+        backend.build(store.iter_articles(), corpus_checksum=store.checksum(), progress=progress)
         languages = {a.id: a.language for a in store.iter_articles(include_duplicates=True)}
-    return open_searcher(report.path, encoder), languages
+    return backend.open(), languages
 
 
 def benchmark_articles(bench: Benchmark) -> list[Article]:
@@ -85,29 +66,21 @@ def build_benchmark_index(
     encoder: Encoder,
     root: Path,
     progress: Progress | None = None,
-) -> tuple[Searcher, float]:
-    """Index ``bench.docs`` under ``root``; returns the searcher and the build seconds."""
+) -> tuple[IndexReader, float]:
+    """Index ``bench.docs`` under ``root``; returns the opened index and the build seconds."""
     digest = hashlib.sha256()
     for doc_id, (text, _) in sorted(bench.docs.items()):
         digest.update(f"{doc_id}\t{text}\n".encode())
-    fusion: FusionParams = fusion_params(user)
-    cache = open_cache(user, encoder)
-    try:
-        report = build_index(
-            benchmark_articles(bench),
-            encoder=encoder,
-            root=root,
-            cache=cache,
-            # Benchmarks score passages, not highlights: no sentence vectors to pool.
-            chunking=ChunkingParams(
-                max_chars=BENCHMARK_MAX_CHARS, overlap_sentences=0, sentence_vectors=False
-            ),
-            fusion=fusion,
-            sizing=dense_sizing(user),
-            keep_versions=1,
-            corpus_checksum=digest.hexdigest(),
-            progress=progress,
-        )
-    finally:
-        cache.close()
-    return open_searcher(report.path, encoder), report.seconds
+    backend = open_backend(
+        user.model_copy(update={"keep_versions": 1}),
+        encoder,
+        # Benchmarks score passages, not highlights: no sentence vectors to pool.
+        chunking=ChunkingParams(
+            max_chars=BENCHMARK_MAX_CHARS, overlap_sentences=0, sentence_vectors=False
+        ),
+        root=root,
+    )
+    report = backend.build(
+        benchmark_articles(bench), corpus_checksum=digest.hexdigest(), progress=progress
+    )
+    return backend.open(report.version), report.seconds

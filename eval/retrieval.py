@@ -1,19 +1,19 @@
-"""Running queries through a ``Searcher`` in each retriever mode, keeping what metrics need."""
+"""Running queries through an opened index in each retriever mode, keeping what metrics need."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from index.answers import Hit, top_hits
+from index.base import IndexReader, Mode, Progress
 from index.encoder import Encoder
-from index.searcher import Hit, Mode, Searcher
 
 MODES: tuple[Mode, ...] = ("lexical", "dense", "hybrid")
-Progress = Callable[[str, int, int], None]  # (stage, done, total), as index.build uses
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def ranked_docs(hits: Sequence[Hit]) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     for hit in hits:
-        doc = hit.row.chunk.article_id
+        doc = hit.passage.chunk.article_id
         if doc not in seen:
             seen.add(doc)
             out.append(doc)
@@ -84,7 +84,7 @@ def encode_one_by_one(
 
 
 def retrieve(
-    searcher: Searcher,
+    searcher: IndexReader,
     queries: Sequence[Query],
     vectors: np.ndarray,
     *,
@@ -100,17 +100,18 @@ def retrieve(
     for query, vec in zip(queries, vectors, strict=True):
         for mode in modes:
             t0 = time.perf_counter()
-            hits = searcher.search(vec, query.text, query.language, k, mode=mode)
+            candidates = searcher.search(vec, query.text, k, mode=mode)
+            hits = top_hits(searcher, candidates, query.text, query.language, vec, k)
             if mode == "lexical":
-                # The searcher pads BM25's list with dense candidates scored 0 (in dense
-                # order); BM25 alone would return nothing for them.
+                # Candidates hold the dense side's too, with BM25 score 0; BM25 alone would
+                # return nothing for them.
                 hits = [h for h in hits if h.lexical > 0]
             run = runs[mode]
             run.search_s[query.id] = time.perf_counter() - t0
             run.docs[query.id] = ranked_docs(hits)
-            run.passages[query.id] = [h.row.chunk.text for h in hits]
-            run.highlights[query.id] = [h.row.chunk.text[slice(*h.highlight)] for h in hits]
-            # The service's abstention rule reads the best margin returned (service/qa.py).
+            run.passages[query.id] = [h.passage.chunk.text for h in hits]
+            run.highlights[query.id] = [h.passage.chunk.text[slice(*h.highlight)] for h in hits]
+            # The service's abstention rule reads the best margin returned (index/answers.py).
             run.top_score[query.id] = max(h.margin for h in hits) if hits else -math.inf
             done += 1
         if progress:

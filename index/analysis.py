@@ -16,6 +16,8 @@ _STOPWORDS = {
     "es": sw.STOPWORDS_SPANISH,
     "en": sw.STOPWORDS_EN,
 }
+# The languages with a full analysis (stopwords and a stemmer).
+LANGUAGES: tuple[str, ...] = tuple(_STOPWORDS)
 
 
 def fold(text: str) -> str:

@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from index.base import AnswerParams, Candidates, Mode
+
 
 @dataclass(frozen=True)
 class FusionParams:
@@ -60,6 +62,9 @@ class FusionParams:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def answer_params(self) -> AnswerParams:
+        return AnswerParams(self.abstain_threshold, self.highlight_term_weight)
+
 
 def fuse(
     dense: np.ndarray, lexical: np.ndarray, languages: np.ndarray, params: FusionParams
@@ -73,3 +78,35 @@ def fuse(
         if top > 0:
             bonus[same] = lex[same] / top
     return dense.astype(np.float32) + params.lexical_weight * bonus
+
+
+def rank(
+    keys: np.ndarray,
+    dense: np.ndarray,
+    lexical: np.ndarray,
+    languages: np.ndarray,
+    n_dense: int,
+    params: FusionParams,
+    mode: Mode,
+) -> Candidates:
+    """Candidates in rank order for ``mode``, given each one's key, cosine, BM25 score and
+    language code; the first ``n_dense`` are the dense side's own (the reference cosine
+    for abstention is read among them)."""
+    ranked = np.sort(dense[:n_dense])[::-1]
+    reference = (
+        float(ranked[min(params.abstain_reference_rank, len(ranked)) - 1]) if len(ranked) else 0.0
+    )
+    if mode == "hybrid":
+        score = fuse(dense, lexical, languages, params)
+    elif mode == "dense":
+        score = dense
+    else:
+        score = lexical
+    order = np.argsort(-score, kind="stable")
+    return Candidates(
+        keys=keys[order],
+        score=np.asarray(score, np.float32)[order],
+        dense=np.asarray(dense, np.float32)[order],
+        lexical=np.asarray(lexical, np.float32)[order],
+        reference=reference,
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -60,13 +59,10 @@ class Vocabulary:
         np.save(directory / self.IDS, self._ids)
 
     @classmethod
-    def load(cls, directory: Path, *, mmap: bool = False) -> Vocabulary:
-        mode = "r" if mmap else None
-        if not (directory / cls.HASHES).exists():  # versions built before the arrays
-            return cls.from_dict(json.loads((directory / "akhbar_vocab.json").read_text()))
+    def load(cls, directory: Path) -> Vocabulary:
         return cls(
-            np.load(directory / cls.HASHES, mmap_mode=mode),
-            np.load(directory / cls.IDS, mmap_mode=mode),
+            np.load(directory / cls.HASHES, mmap_mode="r"),
+            np.load(directory / cls.IDS, mmap_mode="r"),
         )
 
 
@@ -138,8 +134,9 @@ class LexicalIndex:
         self._vocab.save(out)
 
     @classmethod
-    def load(cls, directory: Path, *, mmap: bool = False) -> LexicalIndex:
+    def load(cls, directory: Path) -> LexicalIndex:
+        """Memory-mapped: the BM25 matrix is paged in as queries touch it."""
         d = directory / cls.DIRNAME
         # bm25s's own token dict is not loaded: ours (the arrays above) maps tokens to ids.
-        retriever = bm25s.BM25.load(str(d), mmap=mmap, load_vocab=False, show_progress=False)
-        return cls(retriever, Vocabulary.load(d, mmap=mmap))
+        retriever = bm25s.BM25.load(str(d), mmap=True, load_vocab=False, show_progress=False)
+        return cls(retriever, Vocabulary.load(d))

@@ -287,6 +287,7 @@ def ask(
 
     from index.base import Filters
     from service.qa import QAEngine, QuestionError
+    from service.schemas import ask_response
 
     try:
         filters = Filters(
@@ -302,7 +303,7 @@ def ask(
     _ensure_model(settings)
     engine = QAEngine(settings)
     try:
-        result = engine.ask(question, k, filters)
+        result = ask_response(engine.ask(question, k, filters))
     except (QuestionError, IndexStateError) as exc:
         _fail(str(exc))
     finally:

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         "(best F1; see eval/results and index/fusion.py).",
     )
 
+    backend: Literal["local", "memory"] = Field(
+        "local",
+        description="Index backend: local (FAISS + bm25s version folders under the home) or "
+        "memory (numpy brute force in this process, the reference for tests and eval).",
+    )
     keep_versions: int = Field(3, ge=1, description="Index versions kept on disk.")
     exact_index_max: int = Field(
         50_000, ge=0, description="Above this many chunks the dense index is HNSW, not exact."

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from index.versions import BuildInProgressError, IndexIntegrityError, NoIndexError
+from index.base import BuildInProgressError, IndexIntegrityError, NoIndexError
 from service.qa import QuestionError
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from corpus.store import JobRecord, Store
-from index.build import BuildReport, Progress
+from index.base import BuildReport, Progress
 
 log = logging.getLogger(__name__)
 

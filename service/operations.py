@@ -11,12 +11,15 @@ from corpus.models import IngestReport
 from corpus.sources import iter_sources
 from corpus.sources.fetch import Fetcher
 from corpus.store import Store
-from index.build import BuildReport, ChunkingParams, Progress, manifest_matches
-from index.dense import DenseSizing
+from index.base import BuildReport, IndexBackend, IndexStateError, Progress
 from index.encoder import Encoder
 from index.fusion import FusionParams
 from index.local import LocalIndex
-from index.versions import IndexStateError, VersionStore, read_manifest
+from index.local.build import manifest_matches
+from index.local.dense import DenseSizing
+from index.local.versions import VersionStore, read_manifest
+from index.memory import MemoryIndex
+from index.prepare import ChunkingParams
 from service.config import Settings
 
 
@@ -60,16 +63,58 @@ def run_ingest(
             store.close()
 
 
-def local_index(settings: Settings, encoder: Encoder) -> LocalIndex:
+def embeddings_path(settings: Settings) -> Path:
+    """The embedding cache every build and eval run shares."""
+    return settings.cache_dir / "embeddings.sqlite3"
+
+
+def local_index(
+    settings: Settings,
+    encoder: Encoder,
+    chunking: ChunkingParams | None = None,
+    root: Path | None = None,
+) -> LocalIndex:
     return LocalIndex(
-        settings.index_dir,
+        root or settings.index_dir,
         encoder,
-        cache_path=settings.cache_dir / "embeddings.sqlite3",
-        chunking=chunking_params(settings),
+        cache_path=embeddings_path(settings),
+        chunking=chunking or chunking_params(settings),
         fusion=fusion_params(settings),
         sizing=dense_sizing(settings),
         keep_versions=settings.keep_versions,
     )
+
+
+def memory_index(
+    settings: Settings,
+    encoder: Encoder,
+    chunking: ChunkingParams | None = None,
+    root: Path | None = None,
+) -> MemoryIndex:
+    return MemoryIndex(
+        encoder,
+        cache_path=embeddings_path(settings),
+        chunking=chunking or chunking_params(settings),
+        fusion=fusion_params(settings),
+    )
+
+
+# The backends AKHBAR_BACKEND can name. Each is made from the settings and the encoder;
+# eval passes its own chunking and a scratch folder (where the backend keeps files).
+BACKENDS: dict[str, Callable[..., IndexBackend]] = {
+    "local": local_index,
+    "memory": memory_index,
+}
+
+
+def open_backend(
+    settings: Settings,
+    encoder: Encoder,
+    *,
+    chunking: ChunkingParams | None = None,
+    root: Path | None = None,
+) -> IndexBackend:
+    return BACKENDS[settings.backend](settings, encoder, chunking, root)
 
 
 def run_index(
@@ -82,7 +127,7 @@ def run_index(
     own = store is None
     store = store or Store(settings.store_path)
     try:
-        return local_index(settings, encoder).build(
+        return open_backend(settings, encoder).build(
             store.iter_articles(), corpus_checksum=store.checksum(), progress=progress
         )
     finally:

@@ -15,14 +15,12 @@ from corpus.language import detect_language
 from corpus.language import warm_up as warm_up_language_id
 from corpus.store import Store
 from corpus.valid_text import first_invalid_character
-from index.base import IndexBackend, IndexReader
+from index.answers import Answer, Hit, answerable, top_hits
+from index.base import Filters, IndexBackend, IndexReader, NoIndexError
 from index.encoder import FAST_QUERY_BATCH, Encoder, SentenceTransformerEncoder
-from index.searcher import Filters, Hit
-from index.versions import NoIndexError
 from service.batcher import QuestionBatcher
 from service.config import Settings
-from service.operations import local_index
-from service.schemas import AskResponse, Citation, Highlight, Passage
+from service.operations import open_backend
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +88,7 @@ class QAEngine:
         self.settings = settings
         self.encoder = encoder or load_encoder(settings)
         self.store = Store(settings.store_path)
-        self.index: IndexBackend = local_index(settings, self.encoder)
+        self.index: IndexBackend = open_backend(settings, self.encoder)
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
         self._qcache = QuestionCache()
@@ -181,7 +179,7 @@ class QAEngine:
             )
         return " ".join(normalised.split())
 
-    def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> AskResponse:
+    def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
         t0 = time.perf_counter()
         q = self.check_question(question)
         if not 1 <= k <= self.settings.max_k:
@@ -189,16 +187,11 @@ class QAEngine:
         searcher = self.searcher()
         language, vec = self.understand(q)
         hits = self._search(searcher, q, language, vec, k, filters or Filters())
-        threshold = searcher.fusion.abstain_threshold
-        # From the cosine, not the fused score: the BM25 bonus says "shares words", which
-        # unanswerable near-miss questions do as well. The best margin among the passages
-        # returned: whether anything stands out does not depend on how they were ordered.
-        answerable = bool(hits) and max(h.margin for h in hits) >= threshold
-        return AskResponse(
+        return Answer(
             question=question,
             question_language=language,
-            answerable=answerable,
-            passages=[_passage(h, h.margin >= threshold) for h in hits],
+            answerable=answerable(hits, searcher.answer_params),
+            hits=hits,
             index_version=searcher.version,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
         )
@@ -228,43 +221,22 @@ class QAEngine:
     ) -> list[Hit]:
         hits: list[Hit] = []
         # Each hit is checked against the store as well, so that an article deleted by
-        # another process (the CLI) is caught too; its id joins the set and we search again
-        # so the answer still has k passages.
+        # another process (the CLI) is caught too; its id joins the set and the top k are
+        # picked again from the same candidates, so the answer still has k passages.
+        candidates = searcher.search(vec, q, k, filters)
         for _ in range(3):
-            hits = searcher.search(vec, q, language, k, filters, exclude_articles=self._excluded())
-            gone = {
-                h.row.chunk.article_id
-                for h in hits
-                if self.store.stored_state(h.row.chunk.article_id) is None
-            }
+            excluded = self._excluded()
+            hits = top_hits(
+                searcher, candidates, q, language, vec, k, excluded=excluded.__contains__
+            )
+            ids = {h.passage.chunk.article_id for h in hits}
+            gone = {a for a in ids if self.store.stored_state(a) is None}
             if not gone:
                 return hits
             with self._deleted_lock:
                 self._deleted |= gone
-        return [h for h in hits if self.store.stored_state(h.row.chunk.article_id) is not None]
+        return [h for h in hits if h.passage.chunk.article_id not in gone]
 
     def close(self) -> None:
         self._batcher.close()
         self.store.close()
-
-
-def _passage(hit: Hit, answers: bool) -> Passage:
-    row, c = hit.row, hit.row.chunk
-    return Passage(
-        id=c.id,
-        text=c.text,
-        score=round(hit.score, 5),
-        language=c.language,
-        answers=answers,
-        citation=Citation(
-            article_id=c.article_id,
-            title=row.title,
-            outlet=row.outlet,
-            url=row.url,
-            published=row.published,
-            kind=row.kind,
-            start=c.start,
-            end=c.end,
-        ),
-        highlight=Highlight(start=hit.highlight[0], end=hit.highlight[1]),
-    )

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, model_validator
 
 from corpus.language import SERVED
+from index.answers import Answer, Hit
 
 
 def _no_number_as_date(value: Any) -> Any:
@@ -95,6 +96,40 @@ class AskResponse(BaseModel):
     passages: list[Passage]
     index_version: str
     took_ms: float
+
+
+def ask_response(answer: Answer) -> AskResponse:
+    """The API's view of an answer (the CLI's --json prints the same)."""
+    return AskResponse(
+        question=answer.question,
+        question_language=answer.question_language,
+        answerable=answer.answerable,
+        passages=[_passage(h) for h in answer.hits],
+        index_version=answer.index_version,
+        took_ms=answer.took_ms,
+    )
+
+
+def _passage(hit: Hit) -> Passage:
+    p, c = hit.passage, hit.passage.chunk
+    return Passage(
+        id=c.id,
+        text=c.text,
+        score=round(hit.score, 5),
+        language=c.language,
+        answers=hit.answers,
+        citation=Citation(
+            article_id=c.article_id,
+            title=p.title,
+            outlet=p.outlet,
+            url=p.url,
+            published=p.published,
+            kind=p.kind,
+            start=c.start,
+            end=c.end,
+        ),
+        highlight=Highlight(start=hit.highlight[0], end=hit.highlight[1]),
+    )
 
 
 class ArticleOut(BaseModel):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from eval.bench.questions import QUESTIONS, Workload
-from index.dense import DenseSizing
+from index.local.dense import DenseSizing
 from service.config import Settings
 
 

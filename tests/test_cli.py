@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import service.qa
-from index.versions import VersionStore
+from index.local.versions import VersionStore
 from service.cli import app
 from service.config import Settings, default_home
 

@@ -27,7 +27,7 @@ ROW_LANGS = np.array([CODES.index(lang) for lang in LANGS], np.int8)
 def lexical(tmp_path_factory: pytest.TempPathFactory) -> LexicalIndex:
     path = tmp_path_factory.mktemp("lexical")
     LexicalIndex.build(TEXTS, LANGS).save(path)
-    return LexicalIndex.load(path, mmap=True)  # as the searcher opens it
+    return LexicalIndex.load(path)
 
 
 def _bm25s_reference(lexical: LexicalIndex, query: str) -> np.ndarray:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from index.answers import top_hits
 from service.batcher import QuestionBatcher
 
 QUESTIONS = [
@@ -110,8 +111,8 @@ def test_concurrent_asks_get_the_answers_of_serial_asks(engine) -> None:
         language, shared = engine.understand(q)  # the vector the batch gave it
         alone = engine.encoder.encode_queries([q])[0]
         assert float(shared @ alone) > 0.999
-        (top,) = searcher.search(alone, q, language, 1)
-        assert answer.passages[0].id == top.row.chunk.id
+        (top,) = top_hits(searcher, searcher.search(alone, q, 1), q, language, alone, 1)
+        assert answer.hits[0].passage.chunk.id == top.passage.chunk.id
     # Eight threads, fifteen new questions: some had to share a call.
     assert 1 <= batches < len(questions)
 

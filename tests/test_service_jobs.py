@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from corpus.store import Store
-from index.build import BuildReport, Progress
+from index.base import BuildReport, Progress
 from service.jobs import JobManager, JobRunningError
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from corpus.chunking import chunk_article
 from corpus.store import Store
 from eval.bench.common import RESULTS_DIR, bench_settings, write_result
-from index.build import embed_text
 from index.encoder import Encoder
+from index.prepare import embed_text
 from service.config import Settings
 from service.operations import chunking_params, run_index, run_ingest, sample_corpus_path
 

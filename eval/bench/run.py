@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eval.bench.common import RESULTS_DIR
-from index.dense import DenseSizing
+from index.local.dense import DenseSizing
 from service.config import Settings
 
 ALL = ("encoders", "indexing", "latency", "scale", "peer")

@@ -24,10 +24,10 @@ from eval.bench.synthetic import (
     sample_base,
 )
 from eval.retrieval import encode_batched
-from index.chunktable import ChunkTable
-from index.dense import DenseIndex, DenseParams, DenseSizing
 from index.encoder import FAST_QUERY_BATCH, Encoder
-from index.versions import read_manifest
+from index.local.chunktable import ChunkTable
+from index.local.dense import DenseIndex, DenseParams, DenseSizing
+from index.local.versions import read_manifest
 from service.config import Settings
 from service.operations import dense_sizing, fusion_params
 

@@ -58,10 +58,10 @@ def serve(questions: list[str]) -> dict:
 
 
 def breakdown() -> dict:
-    from index.chunktable import ChunkTable
-    from index.dense import DenseIndex, DenseParams
     from index.lexical import LexicalIndex
-    from index.versions import VersionStore, read_manifest
+    from index.local.chunktable import ChunkTable
+    from index.local.dense import DenseIndex, DenseParams
+    from index.local.versions import VersionStore, read_manifest
     from service.config import Settings
 
     settings = Settings()

@@ -27,11 +27,11 @@ from corpus.models import Article
 from corpus.sources import iter_sources
 from corpus.store import Store
 from eval.bench.common import bench_settings
-from index.build import embed_text, encode_with_cache
 from index.cache import EmbeddingCache
-from index.dense import DenseSizing
 from index.encoder import Encoder
-from index.versions import VersionStore
+from index.local.dense import DenseSizing
+from index.local.versions import VersionStore
+from index.prepare import embed_text, encode_with_cache
 from service.config import Settings
 from service.operations import (
     chunking_params,
@@ -212,7 +212,7 @@ def ensure_tier(
     seed: int = 0,
 ) -> Tier:
     """Build tier ``n`` under ``work_dir`` (reused when a matching one is already there)."""
-    from index.build import build_index  # late: keeps this module cheap to import
+    from index.local.build import build_index  # late: keeps this module cheap to import
 
     sizing = sizing or dense_sizing(settings)
     params = sizing.params(n)

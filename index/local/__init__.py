@@ -1,22 +1,32 @@
-"""The local implementation of the index protocol: FAISS + bm25s version directories."""
+"""The local backend: FAISS + bm25s version folders on one machine's disk.
+
+A version is immutable; ``build`` writes a new one beside the served one and switches
+``CURRENT`` atomically (see ``versions.py``). Article-by-article writes are not supported:
+rebuild (``akhbar index``; embeddings are cached, so only changed text is re-encoded).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from corpus.models import Article
-from index.build import BuildReport, ChunkingParams, build_index
+from index.base import BuildReport, Progress, WritesNotSupportedError
 from index.cache import EmbeddingCache
-from index.dense import DenseSizing
 from index.encoder import Encoder
 from index.fusion import FusionParams
-from index.searcher import Searcher
-from index.versions import VersionStore, read_manifest
+from index.local.build import build_index
+from index.local.dense import DenseSizing
+from index.local.searcher import LocalReader
+from index.local.versions import VersionStore
+from index.prepare import ChunkingParams
+
+_NO_WRITES = "local backend: use build (`akhbar index`); it re-encodes only changed text"
 
 
 class LocalIndex:
+    name = "local"
+
     def __init__(
         self,
         root: Path,
@@ -42,7 +52,7 @@ class LocalIndex:
         articles: Iterable[Article],
         *,
         corpus_checksum: str,
-        progress: Callable[[str, int, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> BuildReport:
         cache = EmbeddingCache.for_encoder(self.cache_path, self.encoder)
         try:
@@ -61,28 +71,19 @@ class LocalIndex:
         finally:
             cache.close()
 
+    def upsert(self, articles: Iterable[Article]) -> str:
+        raise WritesNotSupportedError(_NO_WRITES)
+
+    def delete(self, article_ids: Iterable[str]) -> str:
+        raise WritesNotSupportedError(_NO_WRITES)
+
     def current_version(self) -> str | None:
         return self._versions.current_name()
 
-    def open(self, version: str | None = None) -> Searcher:
+    def open(self, version: str | None = None) -> LocalReader:
         path = (
             self._versions.current_path()
             if version is None
             else (self._versions.versions / version)
         )
-        return Searcher(path, model=self.encoder.name, dimension=self.encoder.dimension)
-
-    def versions(self) -> list[str]:
-        return self._versions.list()
-
-    def stats(self) -> dict[str, Any]:
-        current = self.current_version()
-        manifest = read_manifest(self._versions.versions / current) if current else {}
-        return {
-            "current": current,
-            "versions": self.versions(),
-            "counts": manifest.get("counts"),
-            "dense": manifest.get("dense"),
-            "fusion": manifest.get("fusion"),
-            "created": manifest.get("created"),
-        }
+        return LocalReader(path, model=self.encoder.name, dimension=self.encoder.dimension)

@@ -5,28 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from corpus.models import Article, Chunk
+from index.base import Passage
 
 NO_DATE = -1
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRow:
-    chunk: Chunk
-    title: str
-    outlet: str | None
-    url: str | None
-    published: date | None
-    kind: str
-    # One float16 vector per sentence of the chunk, pooled at index time (None where the
-    # index was built without them).
-    sentence_vectors: np.ndarray | None = None
 
 
 class ChunkTable:
@@ -49,9 +36,6 @@ class ChunkTable:
         # Python dict of ints costs ~125 MB, these two arrays 16 MB.
         self._order = np.argsort(self.int_ids, kind="stable")
         self._sorted_ids = self.int_ids[self._order]
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(chunks)")}
-        # Versions written before sentence vectors existed still open.
-        self._svec = "svec" if "svec" in columns else "NULL"
 
     def __len__(self) -> int:
         return len(self.int_ids)
@@ -62,13 +46,13 @@ class ChunkTable:
             return int(self._order[i])
         return None
 
-    def get_rows(self, rows: Sequence[int]) -> list[ChunkRow]:
-        if not rows:
+    def get_rows(self, rows: Sequence[int] | np.ndarray) -> list[Passage]:
+        if len(rows) == 0:
             return []
         marks = ",".join("?" * len(rows))
         cur = self._db.execute(
-            f"SELECT row, id, article_id, ordinal, start, end_, text, language, sentences,"
-            f" title, outlet, url, published, kind, {self._svec} FROM chunks"
+            "SELECT row, id, article_id, ordinal, start, end_, text, language, sentences,"
+            " title, outlet, url, published, kind, svec FROM chunks"
             f" WHERE row IN ({marks})",
             [int(r) for r in rows],
         )
@@ -88,7 +72,7 @@ class ChunkTable:
             svec = None
             if r[14] is not None and chunk.sentences:
                 svec = np.frombuffer(r[14], np.float16).reshape(len(chunk.sentences), -1)
-            by_row[r[0]] = ChunkRow(chunk, r[9], r[10], r[11], pub, r[13], svec)
+            by_row[r[0]] = Passage(chunk, r[9], r[10], r[11], pub, r[13], svec)
         return [by_row[int(r)] for r in rows if int(r) in by_row]
 
     def mask(

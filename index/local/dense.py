@@ -26,7 +26,7 @@ class DenseParams:
     """How the FAISS index is built, chosen by corpus size and recorded in the manifest."""
 
     kind: str  # "flat" (exact) | "hnsw"
-    storage: str = "fp32"  # "fp32" | "sq8" | "fp16"
+    storage: str = "fp32"  # "fp32" | "sq8"
     hnsw_m: int = 32
     ef_construction: int = 200
     ef_search: int = 256
@@ -72,8 +72,6 @@ class DenseSizing:
 def _qtype(storage: str) -> int:
     if storage == "sq8":
         return faiss.ScalarQuantizer.QT_8bit
-    if storage == "fp16":
-        return faiss.ScalarQuantizer.QT_fp16
     raise ValueError(f"unknown dense storage {storage!r}")
 
 

@@ -20,24 +20,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from index.base import BuildInProgressError, IndexIntegrityError, NoIndexError
+
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT_KEY = "format"
-
-
-class IndexStateError(RuntimeError):
-    """Base class for index problems a user can act on."""
-
-
-class NoIndexError(IndexStateError):
-    pass
-
-
-class IndexIntegrityError(IndexStateError):
-    pass
-
-
-class BuildInProgressError(IndexStateError):
-    pass
+# The one number a version folder's layout is known by: a version of another format is
+# refused (rebuild it), never read through compatibility code.
+INDEX_FORMAT = 2
 
 
 def _fsync_dir(path: Path) -> None:
@@ -144,3 +132,13 @@ def read_manifest(path: Path) -> dict:
         return json.loads((path / MANIFEST).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise IndexIntegrityError(f"unreadable manifest in {path}: {exc}") from exc
+
+
+def check_format(manifest: dict, path: Path) -> None:
+    """Refuse a version written in another layout than this code's."""
+    found = manifest.get("format")
+    if found != INDEX_FORMAT:
+        raise IndexIntegrityError(
+            f"index {path.name} is in format {found}, this version of akhbar reads format "
+            f"{INDEX_FORMAT}: run `akhbar index` to rebuild it"
+        )

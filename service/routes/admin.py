@@ -12,7 +12,7 @@ from corpus.ingest import ingest
 from corpus.models import IngestReport, RawItem
 from corpus.sources import iter_sources
 from corpus.sources.fetch import Fetcher
-from index.build import BuildReport, Progress
+from index.base import BuildReport, Progress
 from service.auth import bearer_scheme, require_admin
 from service.deps import EngineDep, SettingsDep
 from service.jobs import Job, JobManager, JobRunningError

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
-from index.searcher import Filters
+from index.base import Filters
 from service.auth import require_ask_key
 from service.deps import EngineDep
 from service.ratelimit import rate_limit_ask
-from service.schemas import AskRequest, AskResponse, ErrorResponse
+from service.schemas import AskRequest, AskResponse, ErrorResponse, ask_response
 
 router = APIRouter(prefix="/v1", tags=["ask"])
 
@@ -53,6 +53,6 @@ async def ask(body: AskRequest, request: Request, engine: EngineDep) -> AskRespo
         until=body.until,
     )
     # Encoding is CPU-bound: keep it off the event loop.
-    response = await run_in_threadpool(engine.ask, body.question, body.k, filters)
+    response = ask_response(await run_in_threadpool(engine.ask, body.question, body.k, filters))
     request.app.state.metrics.observe_answer(response)
     return response
