@@ -144,6 +144,7 @@ def run(
             "precision": getattr(encoder, "precision", None),
         },
         "options": {k: v for k, v in _plain(asdict(options)).items() if k != "out"},
+        "backend": settings.backend,
         "eval_set": None,
         "benchmarks": [],
         "wall_s": {},

@@ -12,7 +12,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
@@ -187,7 +187,14 @@ class MemoryIndex:
         """Call with the lock held."""
         name = f"m{next(self._counter):06d}"
         entries = [e for es in by_article.values() for e in es]
-        self._versions[name] = MemoryReader(name, entries, self.fusion)
+        reader = MemoryReader(name, entries, self.fusion)
+        reader.manifest |= {
+            "model": self.encoder.name,
+            "dimension": self.encoder.dimension,
+            "counts": {"articles": len(by_article), "chunks": len(entries)},
+            "chunking": asdict(self.chunking),
+        }
+        self._versions[name] = reader
         for old in list(self._versions)[: -self.KEEP_VERSIONS]:
             del self._versions[old]  # readers already opened keep theirs
         self._by_article = by_article

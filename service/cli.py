@@ -435,6 +435,13 @@ def eval_(
         Path | None,
         typer.Option(metavar="DIR", help="Folder of BENCHMARK/ folders, e.g. the full xquad-r."),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Index backend to score (local, memory). Default: AKHBAR_BACKEND, else local.",
+        ),
+    ] = None,
 ) -> None:
     """Score retrieval (BM25, dense, hybrid) on the eval set and public benchmarks.
 
@@ -464,6 +471,12 @@ def eval_(
         data_dir=data_dir,
     )
     settings = _settings()
+    if backend is not None:
+        from service.operations import BACKENDS
+
+        if backend not in BACKENDS:
+            _fail(f"unknown backend {backend!r}; choose one of {', '.join(sorted(BACKENDS))}")
+        settings = settings.model_copy(update={"backend": backend})
     _ensure_model(settings)
     encoder = load_encoder(settings)
     # A long run stopped with `kill` should still remove its temporary indexes: SystemExit

@@ -17,6 +17,7 @@ from corpus.language import detect_language
 from eval.bench.common import RESULTS_DIR, bench_settings, percentiles, write_result
 from eval.bench.indexing import JSONL, chunk_embed_texts, write_slice
 from eval.bench.questions import Workload
+from index.answers import top_hits
 from index.encoder import Encoder
 from index.model_build import BUILTIN_NAME
 from service.config import Settings
@@ -118,7 +119,7 @@ def bench_peer(
             timings["ours_ask"].append(time.perf_counter() - t)
             t = time.perf_counter()
             vec = encoder.encode_queries([q])[0]
-            searcher.search(vec, q, detect_language(q), 5)
+            top_hits(searcher, searcher.search(vec, q, 5), q, detect_language(q), vec, 5)
             timings["ours_search"].append(time.perf_counter() - t)
         engine.close()
         peer.close()

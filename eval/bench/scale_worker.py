@@ -20,6 +20,7 @@ from eval.bench.questions import variant
 
 
 def serve(questions: list[str]) -> dict:
+    from index.answers import top_hits
     from service.config import Settings
     from service.qa import QAEngine
 
@@ -31,11 +32,11 @@ def serve(questions: list[str]) -> dict:
     # the process holds what a server holds (no PyTorch copy of the model).
     langs, vecs = zip(*(engine.understand(q) for q in questions), strict=True)
     for v, q, lang in zip(vecs[:5], questions, langs, strict=False):
-        searcher.search(v, q, lang, 5)
+        top_hits(searcher, searcher.search(v, q, 5), q, lang, v, 5)
     search_ms = []
     for v, q, lang in zip(vecs, questions, langs, strict=True):
         t0 = time.perf_counter()
-        searcher.search(v, q, lang, 5)
+        top_hits(searcher, searcher.search(v, q, 5), q, lang, v, 5)
         search_ms.append((time.perf_counter() - t0) * 1000)
     ask_ms = []
     for i, q in enumerate(questions):
@@ -81,7 +82,7 @@ def breakdown() -> dict:
     step("dense (FAISS index)", lambda: DenseIndex.load(path, DenseParams(**manifest["dense"])))
     bm25_dir = path / LexicalIndex.DIRNAME
     # Loaded as the service loads it (memory-mapped): what it adds before any query.
-    step("lexical (BM25 + vocabulary, mmap)", lambda: LexicalIndex.load(path, mmap=True))
+    step("lexical (BM25 + vocabulary, mmap)", lambda: LexicalIndex.load(path))
     step("chunk table (arrays)", lambda: ChunkTable(path))
     steps["index_parts_total"] = vm_rss_mb() - steps["interpreter_and_imports"]
     files = {p.name: p.stat().st_size / 2**20 for p in sorted(path.iterdir()) if p.is_file()}

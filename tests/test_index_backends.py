@@ -1,0 +1,205 @@
+"""Backend conformance: the same behaviour from every registered index backend.
+
+Each test runs once per name in ``service.operations.BACKENDS`` (what AKHBAR_BACKEND can
+name), on the real model and the bundled sample. The in-memory backend is the reference:
+exact cosines, the same BM25 and fusion, so another backend's rankings are compared to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corpus.models import Article
+from corpus.store import Store
+from index.answers import Hit, top_hits
+from index.base import (
+    Filters,
+    IndexBackend,
+    IndexReader,
+    Mode,
+    NoIndexError,
+    WritesNotSupportedError,
+)
+from service.config import Settings
+from service.operations import BACKENDS
+from service.qa import QAEngine
+
+NAMES = sorted(BACKENDS)
+DAKHLA = "Quelle capacité pour le data center de Dakhla ?"
+NADOR = Article(
+    id="test-nador-terminal",
+    title="Port de Nador : un nouveau terminal à conteneurs",
+    text="Le port de Nador West Med inaugure un terminal capable de traiter 3 millions de "
+    "conteneurs par an. Les travaux ont duré quatre ans.",
+    language="fr",
+    outlet="Test Wire",
+    published=date(2024, 5, 2),
+)
+
+
+@pytest.fixture(scope="module")
+def articles(sample_settings: Settings) -> list[Article]:
+    with Store(sample_settings.store_path) as store:
+        return list(store.iter_articles())
+
+
+def make(name: str, settings: Settings, encoder, root: Path) -> IndexBackend:
+    # The sample home's embedding cache is shared: nothing is encoded twice.
+    return BACKENDS[name](settings, encoder, None, root)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, sample_settings, encoder, articles) -> dict[str, IndexBackend]:
+    out = {}
+    for name in NAMES:
+        backend = make(name, sample_settings, encoder, tmp_path_factory.mktemp(name))
+        backend.build(articles, corpus_checksum="sample")
+        out[name] = backend
+    return out
+
+
+def ask(
+    reader: IndexReader,
+    encoder,
+    question: str,
+    k: int = 5,
+    filters: Filters = Filters(),  # noqa: B008 - frozen dataclass
+    mode: Mode = "hybrid",
+) -> list[Hit]:
+    vec = encoder.encode_queries([question])[0]
+    candidates = reader.search(vec, question, k, filters, mode)
+    return top_hits(reader, candidates, question, "fr", vec, k)
+
+
+def test_every_backend_name_is_a_setting() -> None:
+    allowed = typing.get_args(Settings.model_fields["backend"].annotation)
+    assert set(allowed) == set(BACKENDS)
+    assert Settings().backend == "local"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_open_before_any_build_says_so(name: str, tmp_path: Path, sample_settings, encoder):
+    backend = make(name, sample_settings, encoder, tmp_path / "index")
+    assert backend.current_version() is None
+    with pytest.raises(NoIndexError):
+        backend.open()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_search_finds_the_answer_and_highlights_it(name: str, built, encoder) -> None:
+    backend = built[name]
+    reader = backend.open()
+    assert reader.version == backend.current_version()
+    assert reader.count > 100
+    (top, *_) = ask(reader, encoder, DAKHLA)
+    assert "500 MW" in top.passage.chunk.text[slice(*top.highlight)]
+    assert top.answers and top.margin > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_rankings_match_the_reference_backend(name: str, mode: Mode, built, encoder) -> None:
+    questions = [DAKHLA, "trafic maritime Tanger", "Which airline operated the MD-83 in Lagos?"]
+    for q in questions:
+        got = ask(built[name].open(), encoder, q, 10, mode=mode)
+        want = ask(built["memory"].open(), encoder, q, 10, mode=mode)
+        assert [h.passage.chunk.id for h in got] == [h.passage.chunk.id for h in want]
+        np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_filters_are_obeyed(name: str, built, encoder) -> None:
+    reader = built[name].open()
+    hits = ask(reader, encoder, "trafic maritime Tanger", 5, Filters(languages=("es",)))
+    assert hits and all(h.passage.chunk.language == "es" for h in hits)
+    hits = ask(reader, encoder, "intelligence artificielle", 5, Filters(outlets=("les eco",)))
+    assert hits and all(h.passage.outlet == "Les ECO" for h in hits)
+    window = Filters(since=date(2012, 7, 1), until=date(2012, 8, 31))
+    hits = ask(reader, encoder, "élections", 5, window)
+    assert hits
+    assert all(h.passage.published and window.since <= h.passage.published <= window.until
+               for h in hits)  # fmt: skip
+    assert ask(reader, encoder, "élections", 5, Filters(since=date(2030, 1, 1))) == []
+    assert ask(reader, encoder, "élections", 5, Filters(languages=("xx",))) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_new_build_is_a_new_version_and_the_old_one_still_opens(
+    name: str, tmp_path: Path, sample_settings, encoder, articles
+) -> None:
+    backend = make(name, sample_settings, encoder, tmp_path / "index")
+    first = backend.build(articles[:20], corpus_checksum="a")
+    old = backend.open()
+    second = backend.build([*articles[:20], NADOR], corpus_checksum="b")
+    assert backend.current_version() == second.version != first.version
+    assert (second.articles, second.chunks - first.chunks) == (21, 1)
+    assert second.encoded <= 1  # the twenty were cached
+    hits = ask(backend.open(), encoder, "terminal à conteneurs de Nador", 1)
+    assert hits[0].passage.chunk.article_id == NADOR.id
+    # A reader opened before keeps answering from its own version.
+    assert all(
+        h.passage.chunk.article_id != NADOR.id
+        for h in ask(old, encoder, "terminal à conteneurs de Nador", 5)
+    )
+    assert backend.open(first.version).version == first.version
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_upsert_and_delete_article_by_article(
+    name: str, tmp_path: Path, sample_settings, encoder, articles
+) -> None:
+    backend = make(name, sample_settings, encoder, tmp_path / "index")
+    backend.build(articles[:20], corpus_checksum="a")
+    before = backend.current_version()
+    try:
+        added = backend.upsert([NADOR])
+    except WritesNotSupportedError as exc:
+        # Said plainly, and nothing changed.
+        assert "use build" in str(exc)
+        with pytest.raises(WritesNotSupportedError, match="use build"):
+            backend.delete([articles[0].id])
+        assert backend.current_version() == before
+        return
+    assert added != before
+    hits = ask(backend.open(), encoder, "terminal à conteneurs de Nador", 1)
+    assert hits[0].passage.chunk.article_id == NADOR.id
+    changed = dataclasses.replace(NADOR, text=NADOR.text.replace("3 millions", "5 millions"))
+    backend.upsert([changed])
+    texts = [
+        h.passage.chunk.text
+        for h in ask(backend.open(), encoder, "terminal à conteneurs de Nador", 5)
+        if h.passage.chunk.article_id == NADOR.id
+    ]
+    assert len(texts) == 1 and "5 millions" in texts[0]
+    pre = backend.open()
+    backend.delete([NADOR.id, articles[0].id])
+    reader = backend.open()
+    assert reader.version not in (pre.version, before)
+    assert reader.count < pre.count
+    ids = {h.passage.chunk.article_id for h in ask(reader, encoder, NADOR.title, 20)}
+    assert NADOR.id not in ids and articles[0].id not in ids
+    # The reader opened before the delete still has them.
+    assert NADOR.id in {h.passage.chunk.article_id for h in ask(pre, encoder, NADOR.title, 20)}
+
+
+def test_the_service_answers_from_the_backend_the_settings_name(
+    tmp_path: Path, sample_settings: Settings, encoder, articles
+) -> None:
+    settings = sample_settings.model_copy(update={"backend": "memory"})
+    engine = QAEngine(settings, encoder)
+    try:
+        with pytest.raises(NoIndexError):
+            engine.ask(DAKHLA, 3)
+        engine.index.build(articles, corpus_checksum="sample")
+        answer = engine.ask(DAKHLA, 3)
+        assert answer.answerable and answer.index_version == engine.index.current_version()
+        top = answer.hits[0]
+        assert "500 MW" in top.passage.chunk.text[slice(*top.highlight)]
+    finally:
+        engine.close()
