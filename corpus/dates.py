@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
+
+from corpus.text import fold
 
 _MONTHS: dict[str, int] = {
     # French
@@ -28,12 +29,6 @@ _WORDY_DMY = re.compile(
     r"(?<![\w])(\d{1,2})(?:er|º|°|st|nd|rd|th)?\s*(?:de\s+)?([a-z]{3,10})\.?\s*(?:de\s+|del\s+)?,?\s*(\d{4})(?!\d)"
 )
 _WORDY_MDY = re.compile(r"(?<![\w])([a-z]{3,10})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?!\d)")
-
-
-def _fold(s: str) -> str:
-    # Accents are dropped so that "février", "fevrier" and "FÉVRIER" all match.
-    decomposed = unicodedata.normalize("NFKD", s.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _month(word: str) -> int | None:
@@ -68,7 +63,8 @@ def parse_date(s: str | None) -> date | None:
     num = _NUMERIC_DMY.search(raw)
     if num:
         return _safe_date(int(num[3]), int(num[2]), int(num[1]))
-    folded = _fold(raw)
+    # Accents are dropped so that "février", "fevrier" and "FÉVRIER" all match.
+    folded = fold(raw)
     for m in _WORDY_DMY.finditer(folded):
         month = _month(m[2])
         if month:

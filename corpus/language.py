@@ -31,7 +31,7 @@ _detector: LangDetector | None = None
 
 
 def _model() -> LangDetector:
-    global _detector  # noqa: PLW0603 - one read-only model per process, built once
+    global _detector
     detector = _detector
     if detector is None:
         with _lock:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 
 import bm25s.stopwords as sw
 import Stemmer
+
+from corpus.text import fold
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STEMMERS = {"fr": "french", "es": "spanish", "en": "english", "ar": "arabic"}
@@ -18,12 +19,6 @@ _STOPWORDS = {
 }
 # The languages with a full analysis (stopwords and a stemmer).
 LANGUAGES: tuple[str, ...] = tuple(_STOPWORDS)
-
-
-def fold(text: str) -> str:
-    """Lowercase and strip combining accents, so "Sáhara" and "sahara" meet."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 @lru_cache(maxsize=8)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.analysis import LANGUAGES, analyze_cached, fold
+from corpus.text import fold
+from index.analysis import LANGUAGES, analyze_cached
 from index.base import AnswerParams, Candidates, IndexReader, Passage
 
 _SPACE = re.compile(r"\s+")

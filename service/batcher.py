@@ -136,7 +136,7 @@ class QuestionBatcher:
         if entry is None:
             try:
                 cost = max(1, int(self._cost(question)))
-            except Exception as exc:  # noqa: BLE001 - that question's own error
+            except Exception as exc:
                 future.set_exception(exc)
                 return
             entry = waiting[question] = _Waiting(question, cost)
@@ -167,7 +167,7 @@ class QuestionBatcher:
             vectors = self._encode(texts)
             if len(vectors) != len(texts):
                 raise RuntimeError(f"the encoder gave {len(vectors)} vectors for {len(texts)}")
-        except Exception as exc:  # noqa: BLE001 - handed to the questions that caused it
+        except Exception as exc:
             if len(batch) == 1:
                 log.exception("encoding a question failed")
                 for future in batch[0].futures:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -100,6 +101,18 @@ def _progress() -> Progress:
         console=err,
         transient=False,
     )
+
+
+def _stages(bar: Progress) -> Callable[[str, int, int], None]:
+    """A pipeline progress callback: one bar per stage, made when the stage first reports."""
+    tasks: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return progress
 
 
 def _ensure_model(settings: Settings, *, force: bool = False) -> None:
@@ -241,15 +254,8 @@ def index(
     _ensure_model(settings)
     encoder = load_encoder(settings)
     with _progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
         try:
-            report = run_index(settings, encoder, progress=progress)
+            report = run_index(settings, encoder, progress=_stages(bar))
         except (IndexStateError, ValueError) as exc:
             _fail(str(exc))
     console.print(
@@ -483,14 +489,7 @@ def eval_(
     # unwinds the TemporaryDirectory contexts, a bare SIGTERM would not.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     with _progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        report, written = run(settings, options, encoder, progress=progress)
+        report, written = run(settings, options, encoder, progress=_stages(bar))
     for table in summary_tables(report):
         console.print(table)
     for line in skipped(report):

@@ -92,7 +92,7 @@ class JobManager:
         self._on_status("running")
         try:
             report = build(progress)
-        except Exception as exc:  # noqa: BLE001 - a job reports its failure, never dies silently
+        except Exception as exc:
             log.exception("rebuild job %s failed", job.id)
             job.error = str(exc) or type(exc).__name__
             job.status = "failed"
@@ -116,5 +116,5 @@ class JobManager:
     def _save(self, job: Job) -> None:
         try:
             self._store.save_job(job)
-        except Exception:  # noqa: BLE001 - a store hiccup must not kill the build itself
+        except Exception:
             log.exception("could not record the state of job %s", job.id)

@@ -131,7 +131,7 @@ class QAEngine:
     def ready(self) -> bool:
         try:
             self.searcher()
-        except Exception:  # noqa: BLE001 - readiness is a yes/no question
+        except Exception:
             return False
         return True
 

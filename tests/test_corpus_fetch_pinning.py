@@ -23,7 +23,7 @@ SECRET = b"<html><body>loopback-only admin page</body></html>"
 class _Recorder(http.server.BaseHTTPRequestHandler):
     seen: list[dict[str, str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         type(self).seen.append({"path": self.path, "host": self.headers.get("Host", "")})
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -73,7 +73,7 @@ def test_rebinding_name_never_reaches_the_loopback_page(
     # rebound answer too.
     system_getaddrinfo = socket.getaddrinfo
 
-    def rebound_getaddrinfo(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def rebound_getaddrinfo(host, *args, **kwargs):
         if host == "rebind.example":
             resolver.calls.append(host)
             return system_getaddrinfo("127.0.0.1", *args, **kwargs)

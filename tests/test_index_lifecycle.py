@@ -22,7 +22,7 @@ from corpus.store import Store
 from index.base import IndexIntegrityError
 from index.local.searcher import LocalReader
 from index.local.versions import INDEX_FORMAT, VersionStore
-from service.operations import run_index
+from service.operations import embeddings_path, run_index
 from service.qa import QAEngine
 from service.schemas import AskResponse, ask_response
 
@@ -208,7 +208,7 @@ def test_queries_during_rebuild_all_succeed(fresh_home: Path, settings_for, enco
         while not done.is_set():
             try:
                 versions.add(ask(engine, "Le marché mondial de l'IA en 2030 ?", 3).index_version)
-            except BaseException as exc:  # noqa: BLE001 - every failure counts
+            except BaseException as exc:
                 errors.append(exc)
 
     threads = [threading.Thread(target=asker) for _ in range(2)]
@@ -248,7 +248,7 @@ def test_build_killed_midway_leaves_previous_version_serving(
     with Store(settings.store_path) as store:
         ingest(store, _raw_items())  # new text: the build has real encoding work to do
 
-    cache_db = settings.cache_dir / "embeddings.sqlite3"
+    cache_db = embeddings_path(settings)
 
     def cached_rows() -> int:
         with sqlite3.connect(f"file:{cache_db}?mode=ro", uri=True) as db:

@@ -45,7 +45,7 @@ TARFAYA_Q = "Quelle surface pour la ferme d'algues de Tarfaya ?"
 
 
 @pytest.fixture
-def admin(fresh_home: Path, settings_for, encoder) -> Iterator[TestClient]:  # noqa: ANN001
+def admin(fresh_home: Path, settings_for, encoder) -> Iterator[TestClient]:
     settings: Settings = settings_for(fresh_home, admin_key=KEY)
     engine = QAEngine(settings, encoder)
     try:

@@ -17,7 +17,7 @@ QUESTION = "Quelle capacité pour le data center de Dakhla ?"
 ADMIN = "s3cret-admin-key"
 
 
-def assert_error_shape(resp, status: int) -> dict:  # noqa: ANN001
+def assert_error_shape(resp, status: int) -> dict:
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert set(body) == {"error"}
@@ -28,7 +28,7 @@ def assert_error_shape(resp, status: int) -> dict:  # noqa: ANN001
     return body["error"]
 
 
-def _client(settings: Settings, engine: QAEngine, **overrides) -> TestClient:  # noqa: ANN003
+def _client(settings: Settings, engine: QAEngine, **overrides) -> TestClient:
     # Validated again (not model_copy), so that keys become SecretStr as from the env.
     s = Settings(**{**settings.model_dump(), **overrides})
     return TestClient(create_app(s, engine))
@@ -247,7 +247,7 @@ def test_slow_request_times_out_with_504(
 ) -> None:
     real_ask = engine.ask
 
-    def slow_ask(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def slow_ask(*args, **kwargs):
         time.sleep(1.5)
         return real_ask(*args, **kwargs)
 

@@ -25,7 +25,7 @@ class GatedEncoder:
     """The real encoder, recording each call; the first call waits for a signal, so the
     questions sent meanwhile pile up as they do under load."""
 
-    def __init__(self, encoder) -> None:  # noqa: ANN001 - the session's real encoder
+    def __init__(self, encoder) -> None:
         self.encoder = encoder
         self.calls: list[list[str]] = []
         self.entered = threading.Event()
@@ -102,10 +102,10 @@ def test_an_encoder_that_always_fails_fails_every_question_and_the_batcher_goes_
 
 def test_concurrent_asks_get_the_answers_of_serial_asks(engine) -> None:
     questions = [f"{q} ({i})" for i in range(3) for q in QUESTIONS]
-    before = engine._batcher.batches  # noqa: SLF001 - test probe
+    before = engine._batcher.batches
     with ThreadPoolExecutor(max_workers=8) as pool:
         together = list(pool.map(lambda q: engine.ask(q, k=3), questions))
-    batches = engine._batcher.batches - before  # noqa: SLF001
+    batches = engine._batcher.batches - before
     searcher = engine.searcher()
     for q, answer in zip(questions, together, strict=True):
         language, shared = engine.understand(q)  # the vector the batch gave it

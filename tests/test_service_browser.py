@@ -84,7 +84,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory):  # -> playwright BrowserC
             context.close()
 
 
-def _page(browser, viewport: dict, problems: list[str]):  # noqa: ANN001, ANN202
+def _page(browser, viewport: dict, problems: list[str]):
     page = browser.new_page()
     page.set_viewport_size(viewport)
     page.set_default_timeout(30_000)
@@ -94,13 +94,13 @@ def _page(browser, viewport: dict, problems: list[str]):  # noqa: ANN001, ANN202
     return page
 
 
-def _ask(page, question: str) -> None:  # noqa: ANN001
+def _ask(page, question: str) -> None:
     page.fill("#question", question)
     page.click("#submit")
     page.wait_for_function(DONE)
 
 
-def test_answer_cards_article_page_and_states(base_url: str, browser) -> None:  # noqa: ANN001
+def test_answer_cards_article_page_and_states(base_url: str, browser) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     page = _page(browser, DESKTOP, problems)
@@ -199,7 +199,7 @@ def test_answer_cards_article_page_and_states(base_url: str, browser) -> None:  
     assert not problems, problems
 
 
-def test_phone_width(base_url: str, browser) -> None:  # noqa: ANN001
+def test_phone_width(base_url: str, browser) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     page = _page(browser, PHONE, problems)
@@ -221,7 +221,7 @@ def test_phone_width(base_url: str, browser) -> None:  # noqa: ANN001
     assert not problems, problems
 
 
-def test_api_docs_work_offline(base_url: str, browser) -> None:  # noqa: ANN001
+def test_api_docs_work_offline(base_url: str, browser) -> None:
     problems: list[str] = []
     page = _page(browser, DESKTOP, problems)
     page.goto(base_url + "/docs")

@@ -100,7 +100,7 @@ queries = st.dictionaries(
 )
 
 
-def _check(resp) -> None:  # noqa: ANN001
+def _check(resp) -> None:
     assert resp.status_code < 500, (resp.status_code, resp.text[:300])
     if resp.status_code >= 400 and resp.request.method != "HEAD":
         body = resp.json()
@@ -111,7 +111,7 @@ def _check(resp) -> None:  # noqa: ANN001
 @pytest.fixture(scope="module")
 def hostile_engine(
     tmp_path_factory: pytest.TempPathFactory, sample_home: Path, settings_for, encoder
-) -> Iterator[QAEngine]:  # noqa: ANN001
+) -> Iterator[QAEngine]:
     # A private copy: authenticated admin calls really ingest and delete.
     home = tmp_path_factory.mktemp("hostile") / "home"
     shutil.copytree(sample_home, home, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
@@ -120,7 +120,7 @@ def hostile_engine(
     engine.close()
 
 
-def _app_client(engine: QAEngine, **overrides) -> TestClient:  # noqa: ANN003
+def _app_client(engine: QAEngine, **overrides) -> TestClient:
     s = Settings(**{**engine.settings.model_dump(), "rate_limit_per_minute": 0, **overrides})
     return TestClient(create_app(s, engine))
 

@@ -251,13 +251,13 @@ class GatedCountingEncoder:
 
     CAP = 64
 
-    def __init__(self, encoder) -> None:  # noqa: ANN001 - the session's real encoder
+    def __init__(self, encoder) -> None:
         self.encoder = encoder
         self.calls: list[list[str]] = []
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def __getattr__(self, name: str):  # noqa: ANN204 - everything else is the real encoder's
+    def __getattr__(self, name: str):
         return getattr(self.encoder, name)
 
     def count_query_tokens(self, text: str) -> int:
@@ -286,11 +286,11 @@ def test_long_questions_do_not_hold_a_short_one(sample_settings: Settings, encod
             long_answers = [pool.submit(engine.ask, q, 3) for q in longs]
             # The short one arrives last, once every long one waits.
             deadline = time.monotonic() + 60
-            while engine._batcher._queue.qsize() < len(longs):  # noqa: SLF001 - test probe
+            while engine._batcher._queue.qsize() < len(longs):
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             short_answer = pool.submit(engine.ask, short, 3)
-            while engine._batcher._queue.qsize() < len(longs) + 1:  # noqa: SLF001
+            while engine._batcher._queue.qsize() < len(longs) + 1:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             gated.release.set()
@@ -315,11 +315,11 @@ def test_long_questions_do_not_hold_a_short_one(sample_settings: Settings, encod
 
 
 def test_check_question_refuses_before_anything_reads_the_question(engine: QAEngine) -> None:
-    before = engine._batcher.questions  # noqa: SLF001 - test probe
+    before = engine._batcher.questions
     for bad in ("x \ud800", "\ufffe", "a\x07", "ﷺ" * 112):
         with pytest.raises(QuestionError):
             engine.ask(bad)
-    assert engine._batcher.questions == before  # noqa: SLF001 - nothing was encoded
+    assert engine._batcher.questions == before
     assert engine.check_question("  Qui est\tThierry  Roland ?\n") == "Qui est Thierry Roland ?"
     # What goes on is NFKC already: no tokenizer can make it longer by normalising it.
     crash = engine.check_question(CRASH)

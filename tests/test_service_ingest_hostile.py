@@ -46,8 +46,8 @@ class HostileFetcher:
 @pytest.fixture
 def admin(
     fresh_home: Path,
-    settings_for,  # noqa: ANN001
-    encoder,  # noqa: ANN001
+    settings_for,
+    encoder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[TestClient]:
     monkeypatch.setattr(admin_routes, "Fetcher", HostileFetcher)

@@ -21,7 +21,7 @@ KEY = "schema-admin-key"
 @pytest.fixture(scope="module")
 def schema_engine(
     tmp_path_factory: pytest.TempPathFactory, sample_home: Path, settings_for, encoder
-) -> Iterator[QAEngine]:  # noqa: ANN001
+) -> Iterator[QAEngine]:
     # A private copy: authenticated admin calls really ingest and delete.
     home = tmp_path_factory.mktemp("schema") / "home"
     shutil.copytree(sample_home, home, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
@@ -64,7 +64,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _schema_app).exclude(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_server_errors(case, real_app) -> None:  # noqa: ANN001
+def test_no_server_errors(case, real_app) -> None:
     response = case.call(app=real_app, headers={"Authorization": f"Bearer {KEY}"})
     assert response.status_code < 500, (case.method, case.path, response.text[:500])
     if response.status_code >= 400:

@@ -25,13 +25,13 @@ STATIC = Path(__file__).resolve().parent.parent / "service" / "static"
 TEMPLATES = Path(__file__).resolve().parent.parent / "service" / "templates"
 
 
-def _client(settings: Settings, engine: QAEngine, **overrides) -> TestClient:  # noqa: ANN003
+def _client(settings: Settings, engine: QAEngine, **overrides) -> TestClient:
     # Validated again (not model_copy), so that keys become SecretStr as from the env.
     s = Settings(**{**settings.model_dump(), **overrides})
     return TestClient(create_app(s, engine), client=("127.0.0.1", 5000))
 
 
-def _error(resp, status: int) -> dict:  # noqa: ANN001
+def _error(resp, status: int) -> dict:
     assert resp.status_code == status, (resp.status_code, resp.text[:300])
     body = resp.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "request_id"}
@@ -183,7 +183,7 @@ def _ask_statuses(c: TestClient, n: int, forwarded: bool) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def empty_engine(tmp_path_factory: pytest.TempPathFactory, settings_for, encoder):  # noqa: ANN001, ANN201
+def empty_engine(tmp_path_factory: pytest.TempPathFactory, settings_for, encoder):
     """A real engine on a home with no index: /v1/ask gets past the limiter, then 503."""
     engine = QAEngine(settings_for(tmp_path_factory.mktemp("empty")), encoder)
     yield engine

@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, settings_for, encoder) -> Iterator[str]:  # noqa: ANN001
+def server(tmp_path_factory: pytest.TempPathFactory, settings_for, encoder) -> Iterator[str]:
     """`akhbar serve`'s uvicorn configuration, on a home with no index (cheap to answer)."""
     import uvicorn
 

@@ -18,7 +18,7 @@ QUESTION = "Quelle capacité pour le data center de Dakhla ?"
 ADMIN = "validation-admin-key"
 
 
-def _error(resp) -> dict:  # noqa: ANN001
+def _error(resp) -> dict:
     assert resp.status_code == 422, resp.text
     body = resp.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "request_id"}

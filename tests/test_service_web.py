@@ -157,7 +157,7 @@ def test_article_page_for_a_missing_article_is_a_404_page(client: TestClient) ->
 def test_stored_markup_on_the_article_page_stays_text(
     fresh_home: Path,
     settings_for,
-    encoder,  # noqa: ANN001
+    encoder,
 ) -> None:
     hostile = '<script>alert(1)</script><img src=x onerror="alert(2)">'
     settings = settings_for(fresh_home)

@@ -29,7 +29,7 @@ def txtai_status() -> str | None:
     """None when txtai can be used, else why not (precisely, for the report)."""
     try:
         import txtai  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
+    except Exception as exc:
         return f"txtai cannot be imported: {type(exc).__name__}: {exc}"
     return None
 

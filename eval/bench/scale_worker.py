@@ -71,7 +71,7 @@ def breakdown() -> dict:
     steps: dict[str, float] = {}
     keep: list[object] = []
 
-    def step(name: str, load) -> None:  # noqa: ANN001 - any zero-argument loader
+    def step(name: str, load) -> None:
         before = vm_rss_mb()
         keep.append(load())
         steps[name] = vm_rss_mb() - before

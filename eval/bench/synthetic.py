@@ -36,6 +36,7 @@ from service.config import Settings
 from service.operations import (
     chunking_params,
     dense_sizing,
+    embeddings_path,
     fusion_params,
     sample_corpus_path,
 )
@@ -68,7 +69,7 @@ def sample_base(settings: Settings, encoder: Encoder, limit: int | None = None) 
         ]
     pairs = pairs[:limit] if limit else pairs
     texts = [embed_text(c, a, params) for c, a in pairs]
-    cache = EmbeddingCache.for_encoder(settings.cache_dir / "embeddings.sqlite3", encoder)
+    cache = EmbeddingCache.for_encoder(embeddings_path(settings), encoder)
     try:
         vectors = encode_with_cache(texts, encoder, cache).vectors
     finally:
