@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "builtin:multilingual-e5-small"
@@ -20,8 +20,22 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("akhbar", appauthor=False))
 
 
+class LocalBackendSettings(BaseModel):
+    """The local backend's own knobs (FAISS sizing): AKHBAR_LOCAL__EXACT_INDEX_MAX, ..."""
+
+    exact_index_max: int = Field(
+        50_000, ge=0, description="Above this many chunks the dense index is HNSW, not exact."
+    )
+    compact_index_min: int = Field(
+        500_000, ge=0, description="Above this many chunks HNSW stores 8-bit (SQ8) vectors."
+    )
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AKHBAR_", env_file=None, extra="ignore")
+    # A backend's section is one nested model: AKHBAR_<SECTION>__<FIELD>.
+    model_config = SettingsConfigDict(
+        env_prefix="AKHBAR_", env_file=None, extra="ignore", env_nested_delimiter="__"
+    )
 
     home: Path = Field(
         default_factory=default_home,
@@ -62,12 +76,7 @@ class Settings(BaseSettings):
         "memory (numpy brute force in this process, the reference for tests and eval).",
     )
     keep_versions: int = Field(3, ge=1, description="Index versions kept on disk.")
-    exact_index_max: int = Field(
-        50_000, ge=0, description="Above this many chunks the dense index is HNSW, not exact."
-    )
-    compact_index_min: int = Field(
-        500_000, ge=0, description="Above this many chunks HNSW stores 8-bit (SQ8) vectors."
-    )
+    local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)
 
     admin_key: SecretStr | None = Field(None, description="Bearer key for admin routes.")
     ask_key: SecretStr | None = Field(

@@ -41,7 +41,9 @@ def fusion_params(settings: Settings) -> FusionParams:
 
 
 def dense_sizing(settings: Settings) -> DenseSizing:
-    return DenseSizing(exact_max=settings.exact_index_max, compact_min=settings.compact_index_min)
+    return DenseSizing(
+        exact_max=settings.local.exact_index_max, compact_min=settings.local.compact_index_min
+    )
 
 
 def run_ingest(

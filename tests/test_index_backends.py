@@ -27,7 +27,7 @@ from index.base import (
     WritesNotSupportedError,
 )
 from service.config import Settings
-from service.operations import BACKENDS
+from service.operations import BACKENDS, dense_sizing
 from service.qa import QAEngine
 
 NAMES = sorted(BACKENDS)
@@ -81,6 +81,18 @@ def test_every_backend_name_is_a_setting() -> None:
     allowed = typing.get_args(Settings.model_fields["backend"].annotation)
     assert set(allowed) == set(BACKENDS)
     assert Settings().backend == "local"
+
+
+def test_each_backend_reads_its_own_settings_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AKHBAR_BACKEND", "memory")
+    monkeypatch.setenv("AKHBAR_LOCAL__EXACT_INDEX_MAX", "123")
+    settings = Settings()
+    assert settings.backend == "memory"
+    assert settings.local.exact_index_max == 123
+    assert dense_sizing(settings).params(124).kind == "hnsw"
+    monkeypatch.setenv("AKHBAR_BACKEND", "elasticsearch")
+    with pytest.raises(ValueError, match="backend"):
+        Settings()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -130,8 +130,8 @@ def bench_peer(
         "peer": "txtai " + _version("txtai"),
         "peer_config": {k: v for k, v in _txtai_config(model_dir).items() if k != "path"},
         "note": "same process, same model directory, same chunk texts; queries are distinct "
-        "(no cache hits for either); ours_search = encode + Searcher.search, ours_ask = "
-        "QAEngine.ask (adds language detection, store checks, highlights)",
+        "(no cache hits for either); ours_search = encode + search + answer layer, ours_ask = "
+        "QAEngine.ask (adds language detection and store checks)",
         "chunks": engine_chunks,
         "peer_chunks": len(texts),
         "indexing_s": {

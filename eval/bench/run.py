@@ -131,9 +131,13 @@ def run_benchmarks(
                 work_dir=opt.work_dir,
                 queries=opt.queries,
                 sizing=DenseSizing(
-                    exact_max=settings.exact_index_max if opt.exact_max is None else opt.exact_max,
+                    exact_max=(
+                        settings.local.exact_index_max if opt.exact_max is None else opt.exact_max
+                    ),
                     compact_min=(
-                        settings.compact_index_min if opt.compact_min is None else opt.compact_min
+                        settings.local.compact_index_min
+                        if opt.compact_min is None
+                        else opt.compact_min
                     ),
                 ),
                 out_dir=opt.out_dir,

@@ -62,8 +62,8 @@ def _env(settings: Settings) -> dict[str, str]:
         "AKHBAR_PRECISION": settings.precision,
         # The limiter is per client and the load generator is one client.
         "AKHBAR_RATE_LIMIT_PER_MINUTE": "0",
-        "AKHBAR_EXACT_INDEX_MAX": str(settings.exact_index_max),
-        "AKHBAR_COMPACT_INDEX_MIN": str(settings.compact_index_min),
+        "AKHBAR_LOCAL__EXACT_INDEX_MAX": str(settings.local.exact_index_max),
+        "AKHBAR_LOCAL__COMPACT_INDEX_MIN": str(settings.local.compact_index_min),
     }
     if settings.threads:
         env["AKHBAR_THREADS"] = str(settings.threads)

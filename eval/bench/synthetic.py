@@ -32,7 +32,7 @@ from index.encoder import Encoder
 from index.local.dense import DenseSizing
 from index.local.versions import VersionStore
 from index.prepare import embed_text, encode_with_cache
-from service.config import Settings
+from service.config import LocalBackendSettings, Settings
 from service.operations import (
     chunking_params,
     dense_sizing,
@@ -225,7 +225,11 @@ def ensure_tier(
         if same and VersionStore(home / "index").current_name() == tier.version:
             return tier
     s = bench_settings(
-        settings, home, exact_index_max=sizing.exact_max, compact_index_min=sizing.compact_min
+        settings,
+        home,
+        local=LocalBackendSettings(
+            exact_index_max=sizing.exact_max, compact_index_min=sizing.compact_min
+        ),
     )
     articles = list(tier_articles(base, n, chunking_params(s).max_chars))
     t0 = time.perf_counter()
