@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from akhbar.pipeline import open_backend, run_ingest, sample_corpus_path
+from akhbar.settings import Settings
 from corpus.models import Article
 from corpus.store import Store
 from eval.benchmarks import Benchmark
 from index.base import IndexReader, Progress
 from index.encoder import Encoder
 from index.prepare import ChunkingParams
-from service.config import Settings
-from service.operations import open_backend, run_ingest, sample_corpus_path
 
 # Far above any XQuAD/PIAF paragraph, so one benchmark doc is exactly one chunk and the
 # doc, not a slice of it, is what gets ranked.

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from akhbar.settings import Settings
 from eval import metrics as m
 from eval.benchmarks import (
     BUNDLED_DIR,
@@ -24,7 +25,6 @@ from eval.benchmarks import (
 from eval.indexing import build_benchmark_index
 from eval.retrieval import MODES, ModeRun, Progress, Query, encode_batched, retrieve
 from index.encoder import Encoder
-from service.config import Settings
 
 BENCHMARKS = ("xquad", "piaf", "xquad-r")  # what "all" runs
 EXTRA = ("xquad-r-mini",)  # the bundled two-paragraph slice, for tests only

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from akhbar.settings import Settings
 from eval.dataset import DEFAULT_EVAL_SET, load_eval_set
 from eval.evalset import evaluate_eval_set
 from eval.indexing import build_sample_index
@@ -21,7 +22,6 @@ from eval.public import BENCHMARKS, EXTRA, run_benchmark
 from eval.report import write_report
 from eval.retrieval import Progress
 from index.encoder import Encoder
-from service.config import Settings
 
 # The committed report the README links to; a run writes here only when asked to
 # (`akhbar eval --out eval/results`), else into a run folder under the home (run_dir).

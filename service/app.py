@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from service.config import Settings
+from akhbar.settings import Settings
 from service.errors import install_error_handlers
 from service.jobs import JobManager
 from service.metrics import Metrics

@@ -19,9 +19,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from akhbar.settings import Settings, default_home
 from index.base import IndexStateError, NoIndexError
 from index.local.versions import VersionStore
-from service.config import Settings, default_home
 
 HELP = f"""Akhbar: ask questions in French, Spanish or English over news; get cited passages.
 
@@ -31,7 +31,7 @@ Start with `akhbar quickstart` (the bundled sample corpus, then the web page), o
 Data (the article store, the built model, index versions, eval runs) lives in the
 directory AKHBAR_HOME names, else in {default_home()}, whichever directory you run
 from. `akhbar info` shows which, and what is in it. Other settings: AKHBAR_* variables
-(see service/config.py).
+(see akhbar/settings.py).
 """
 
 # The time the built-in model's one-off build takes (measured 14-28 s on 2 cores).
@@ -188,7 +188,7 @@ def ingest(
 
     from rich.markup import escape
 
-    from service.operations import run_ingest
+    from akhbar.pipeline import run_ingest
 
     settings = _settings()
     try:
@@ -232,8 +232,8 @@ def index(
     says so (--force builds anyway)."""
     from rich.markup import escape
 
+    from akhbar.pipeline import run_index, unchanged_version
     from service.info import article_count
-    from service.operations import run_index, unchanged_version
     from service.qa import load_encoder
 
     settings = _settings()
@@ -390,7 +390,7 @@ def quickstart(
 
     Uses AKHBAR_HOME, else the platform's user data directory (`akhbar info` shows it).
     A second run reuses all three steps' work: nothing is rebuilt if nothing changed."""
-    from service.operations import sample_corpus_path
+    from akhbar.pipeline import sample_corpus_path
 
     err.print(f"Akhbar home: {_settings().home.resolve()} (AKHBAR_HOME sets another)")
     _ensure_model(_settings())
@@ -478,7 +478,7 @@ def eval_(
     )
     settings = _settings()
     if backend is not None:
-        from service.operations import BACKENDS
+        from akhbar.pipeline import BACKENDS
 
         if backend not in BACKENDS:
             _fail(f"unknown backend {backend!r}; choose one of {', '.join(sorted(BACKENDS))}")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.config import Settings
+from akhbar.settings import Settings
 from service.qa import QAEngine
 
 

@@ -14,11 +14,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from akhbar.settings import HOME_ENV, Settings
 from index.base import IndexStateError
 from index.encoder import BUILTIN_PREFIX
 from index.local.versions import VersionStore, read_manifest
 from index.model_build import BUILDER_VERSION, SOURCE_PACKAGE, built_model_dir
-from service.config import HOME_ENV, Settings
 
 LIBRARIES = (
     "akhbar",

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from akhbar.pipeline import open_backend
+from akhbar.settings import Settings
 from corpus.language import detect_language
 from corpus.language import warm_up as warm_up_language_id
 from corpus.store import Store
@@ -19,8 +21,6 @@ from index.answers import Answer, Hit, answerable, top_hits
 from index.base import Filters, IndexBackend, IndexReader, NoIndexError
 from index.encoder import FAST_QUERY_BATCH, Encoder, SentenceTransformerEncoder
 from service.batcher import QuestionBatcher
-from service.config import Settings
-from service.operations import open_backend
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from service.config import Settings
+from akhbar.settings import Settings
 
 
 class HardenedH11Protocol(H11Protocol):

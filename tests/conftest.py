@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import Settings
+from akhbar.settings import Settings
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -69,7 +69,7 @@ def settings_for(models_dir: Path):  # -> Callable[..., Settings]
 @pytest.fixture(scope="session")
 def sample_home(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, encoder) -> Path:
     """A data home with the bundled sample ingested and indexed (read-only for tests)."""
-    from service.operations import run_index, run_ingest, sample_corpus_path
+    from akhbar.pipeline import run_index, run_ingest, sample_corpus_path
 
     home = tmp_path_factory.mktemp("sample_home")
     settings = make_settings(home, models_dir)

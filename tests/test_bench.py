@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from akhbar.settings import Settings
 from eval.bench.questions import QUESTIONS, Workload
 from index.local.dense import DenseSizing
-from service.config import Settings
 
 
 def _positive(x: float) -> bool:

@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import service.qa
+from akhbar.settings import Settings, default_home
 from index.local.versions import VersionStore
 from service.cli import app
-from service.config import Settings, default_home
 
 COMMANDS = ["ingest", "index", "ask", "serve", "quickstart", "eval", "info", "bench"]
 
@@ -224,7 +224,7 @@ def test_ask_prints_no_log_lines_by_default(
 def test_index_keeps_the_current_version_when_nothing_changed(
     fresh_home: Path, encoder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from service.operations import run_ingest, unchanged_version
+    from akhbar.pipeline import run_ingest, unchanged_version
 
     monkeypatch.setenv("AKHBAR_HOME", str(fresh_home))
     monkeypatch.setenv("AKHBAR_PRECISION", "fp32")

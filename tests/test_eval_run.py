@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from akhbar.settings import Settings
 from eval.benchmarks import BUNDLED_DIR, ENV_VAR, load_piaf, load_xquad, load_xquad_r
 from eval.dataset import DEFAULT_EVAL_SET, load_eval_set
 from eval.evalset import RETRIEVAL_METRICS, best_threshold
@@ -17,7 +18,6 @@ from eval.public import METRIC_COLUMNS, run_benchmark, run_tasks, shrink
 from eval.report import write_report
 from eval.retrieval import MODES
 from eval.run import EvalOptions, parse_benchmarks, parse_limits, run
-from service.config import Settings
 
 
 def _in_unit(value: float | None) -> None:

@@ -1,6 +1,6 @@
 """Backend conformance: the same behaviour from every registered index backend.
 
-Each test runs once per name in ``service.operations.BACKENDS`` (what AKHBAR_BACKEND can
+Each test runs once per name in ``akhbar.pipeline.BACKENDS`` (what AKHBAR_BACKEND can
 name), on the real model and the bundled sample. The in-memory backend is the reference:
 exact cosines, the same BM25 and fusion, so another backend's rankings are compared to it.
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from akhbar.pipeline import BACKENDS, dense_sizing
+from akhbar.settings import Settings
 from corpus.models import Article
 from corpus.store import Store
 from index.answers import Hit, top_hits
@@ -26,8 +28,6 @@ from index.base import (
     NoIndexError,
     WritesNotSupportedError,
 )
-from service.config import Settings
-from service.operations import BACKENDS, dense_sizing
 from service.qa import QAEngine
 
 NAMES = sorted(BACKENDS)

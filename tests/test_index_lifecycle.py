@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from akhbar.pipeline import embeddings_path, run_index
 from corpus.chunking import chunk_article
 from corpus.ingest import ingest
 from corpus.models import RawItem
@@ -22,7 +23,6 @@ from corpus.store import Store
 from index.base import IndexIntegrityError
 from index.local.searcher import LocalReader
 from index.local.versions import INDEX_FORMAT, VersionStore
-from service.operations import embeddings_path, run_index
 from service.qa import QAEngine
 from service.schemas import AskResponse, ask_response
 

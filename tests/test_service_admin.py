@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from akhbar.settings import Settings
 from service.app import create_app
-from service.config import Settings
 from service.qa import QAEngine
 
 KEY = "admin-key-for-tests"

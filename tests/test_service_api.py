@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from akhbar.settings import Settings
 from service.app import create_app
-from service.config import Settings
 from service.qa import QAEngine
 from service.ratelimit import TokenBucketLimiter
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from akhbar.settings import Settings
 from service.app import create_app
-from service.config import Settings
 from service.qa import QAEngine
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian package `chromium`

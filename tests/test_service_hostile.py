@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from akhbar.settings import Settings
 from service.app import create_app
-from service.config import Settings
 from service.qa import QAEngine
 
 ADMIN = "hostile-admin-key"

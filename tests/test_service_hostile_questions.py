@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.config import Settings
+from akhbar.settings import Settings
 from service.qa import QUESTION_BATCH_TOKENS, QAEngine, QuestionError
 
 ROOT = Path(__file__).resolve().parents[1]

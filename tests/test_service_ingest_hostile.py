@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 import service.routes.admin as admin_routes
+from akhbar.settings import Settings
 from corpus.sources.fetch import FetchError, FetchResult
 from service.app import create_app
-from service.config import Settings
 from service.qa import QAEngine
 
 KEY = "admin-key-for-hostile-tests"

@@ -10,9 +10,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from akhbar.settings import Settings
 from corpus.store import Store
 from service.app import create_app
-from service.config import Settings
 from service.qa import QAEngine
 
 KEY = "schema-admin-key"

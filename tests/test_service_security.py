@@ -10,9 +10,9 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from akhbar.settings import Settings
 from service.app import create_app
 from service.auth import access_for, require_admin
-from service.config import Settings
 from service.middleware import PAGE_CSP
 from service.qa import QAEngine
 from service.ratelimit import client_key

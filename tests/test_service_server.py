@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from akhbar.settings import Settings
 from corpus.store import Store
 from service.app import create_app
-from service.config import Settings
 from service.qa import QAEngine
 from service.server import uvicorn_config
 

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from akhbar.settings import Settings
 from service.app import create_app
-from service.config import Settings
 from service.qa import QAEngine
 from service.schemas import ArticleIn, AskRequest
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from akhbar.settings import Settings
 from corpus.ingest import ingest
 from corpus.models import RawItem
 from corpus.store import Store
 from service.app import create_app
-from service.config import Settings
 from service.qa import QAEngine
 
 QUESTION = "Quelle capacité pour le data center de Dakhla ?"

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from akhbar.settings import Settings
 from corpus.chunking import chunk_article
 from corpus.ingest import ingest
 from corpus.sources import iter_sources
 from corpus.store import Store
-from service.config import Settings
 
 RESULTS_DIR = Path("eval/results/bench")
 
@@ -24,7 +24,7 @@ def sample_passages(limit: int | None = None, max_chars: int = 700) -> list[str]
     """Real passages: the bundled sample corpus chunked as the index chunks it."""
     import tempfile
 
-    from service.operations import sample_corpus_path
+    from akhbar.pipeline import sample_corpus_path
 
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "s.sqlite3") as store:
         ingest(store, iter_sources([str(sample_corpus_path())]))

@@ -11,13 +11,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from akhbar.pipeline import chunking_params, run_index, run_ingest, sample_corpus_path
+from akhbar.settings import Settings
 from corpus.chunking import chunk_article
 from corpus.store import Store
 from eval.bench.common import RESULTS_DIR, bench_settings, write_result
 from index.encoder import Encoder
 from index.prepare import embed_text
-from service.config import Settings
-from service.operations import chunking_params, run_index, run_ingest, sample_corpus_path
 
 TARGET_RATIO = 0.67
 INCREMENT = 10

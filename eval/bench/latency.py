@@ -17,13 +17,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from akhbar.pipeline import run_index, run_ingest, sample_corpus_path
+from akhbar.settings import Settings
 from eval.bench.common import RESULTS_DIR, bench_settings, percentiles, write_result
 from eval.bench.questions import Workload
 from eval.bench.server import serve
 from eval.bench.synthetic import ensure_tier, sample_base
 from index.encoder import Encoder
-from service.config import Settings
-from service.operations import run_index, run_ingest, sample_corpus_path
 from service.qa import QAEngine
 
 DEFAULT_CONCURRENCY = (1, 8, 32)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from akhbar.pipeline import run_index, run_ingest, sample_corpus_path
+from akhbar.settings import Settings
 from corpus.language import detect_language
 from eval.bench.common import RESULTS_DIR, bench_settings, percentiles, write_result
 from eval.bench.indexing import JSONL, chunk_embed_texts, write_slice
@@ -20,8 +22,6 @@ from eval.bench.questions import Workload
 from index.answers import top_hits
 from index.encoder import Encoder
 from index.model_build import BUILTIN_NAME
-from service.config import Settings
-from service.operations import run_index, run_ingest, sample_corpus_path
 from service.qa import QAEngine
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from akhbar.settings import Settings
 from eval.bench.common import RESULTS_DIR
 from index.local.dense import DenseSizing
-from service.config import Settings
 
 ALL = ("encoders", "indexing", "latency", "scale", "peer")
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from akhbar.pipeline import dense_sizing, fusion_params
+from akhbar.settings import Settings
 from eval.bench.common import RESULTS_DIR, dir_size_mb, run_worker, write_result
 from eval.bench.questions import eval_set_questions
 from eval.bench.server import _env
@@ -28,8 +30,6 @@ from index.encoder import FAST_QUERY_BATCH, Encoder
 from index.local.chunktable import ChunkTable
 from index.local.dense import DenseIndex, DenseParams, DenseSizing
 from index.local.versions import read_manifest
-from service.config import Settings
-from service.operations import dense_sizing, fusion_params
 
 DEFAULT_TIERS = (10_000, 100_000, 1_000_000)
 TARGET_RSS_MB_1M = 1536.0

@@ -20,8 +20,8 @@ from eval.bench.questions import variant
 
 
 def serve(questions: list[str]) -> dict:
+    from akhbar.settings import Settings
     from index.answers import top_hits
-    from service.config import Settings
     from service.qa import QAEngine
 
     rss_start = vm_rss_mb()
@@ -59,11 +59,11 @@ def serve(questions: list[str]) -> dict:
 
 
 def breakdown() -> dict:
+    from akhbar.settings import Settings
     from index.lexical import LexicalIndex
     from index.local.chunktable import ChunkTable
     from index.local.dense import DenseIndex, DenseParams
     from index.local.versions import VersionStore, read_manifest
-    from service.config import Settings
 
     settings = Settings()
     path = VersionStore(settings.index_dir).current_path()

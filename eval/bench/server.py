@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from service.config import Settings
+from akhbar.settings import Settings
 from service.qa import QAEngine
 
 READY_TIMEOUT_S = 180.0

@@ -21,6 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from akhbar.pipeline import (
+    chunking_params,
+    dense_sizing,
+    embeddings_path,
+    fusion_params,
+    sample_corpus_path,
+)
+from akhbar.settings import LocalBackendSettings, Settings
 from corpus.chunking import chunk_article
 from corpus.ingest import ingest
 from corpus.models import Article
@@ -32,14 +40,6 @@ from index.encoder import Encoder
 from index.local.dense import DenseSizing
 from index.local.versions import VersionStore
 from index.prepare import embed_text, encode_with_cache
-from service.config import LocalBackendSettings, Settings
-from service.operations import (
-    chunking_params,
-    dense_sizing,
-    embeddings_path,
-    fusion_params,
-    sample_corpus_path,
-)
 
 SIGMA = 0.015  # per-dimension noise: cosine to the source passage's vector is ~0.96
 BLOCK = 1 << 15

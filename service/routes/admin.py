@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, Security
 from starlette.concurrency import run_in_threadpool
 
+from akhbar.pipeline import run_index
 from corpus.ingest import ingest
 from corpus.models import IngestReport, RawItem
 from corpus.sources import iter_sources
@@ -16,7 +17,6 @@ from index.base import BuildReport, Progress
 from service.auth import bearer_scheme, require_admin
 from service.deps import EngineDep, SettingsDep
 from service.jobs import Job, JobManager, JobRunningError
-from service.operations import run_index
 from service.qa import QAEngine
 from service.schemas import (
     ArticleIn,

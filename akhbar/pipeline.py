@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
+from akhbar.settings import Settings
 from corpus.ingest import ingest
 from corpus.models import IngestReport
 from corpus.sources import iter_sources
@@ -20,7 +21,6 @@ from index.local.dense import DenseSizing
 from index.local.versions import VersionStore, read_manifest
 from index.memory import MemoryIndex
 from index.prepare import ChunkingParams
-from service.config import Settings
 
 
 def sample_corpus_path() -> Path:
