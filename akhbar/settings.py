@@ -64,10 +64,10 @@ class Settings(BaseSettings):
         0.03, ge=0, le=1, description="Bounded BM25 bonus added to the cosine (see index/fusion)."
     )
     abstain_threshold: float = Field(
-        0.0338,
+        0.03245,
         description="'Not in the corpus' when no passage's cosine stands this far above the "
-        "question's 10th-best cosine. Calibrated on the eval set's unanswerable questions "
-        "(best F1; see eval/results and index/fusion.py).",
+        "question's 10th-best cosine. Calibrated on the eval set's unanswerable questions, "
+        "with questions encoded as the server encodes them (best F1; see eval/results).",
     )
 
     backend: Literal["local", "memory"] = Field(
