@@ -8,6 +8,7 @@ exact cosines, the same BM25 and fusion, so another backend's rankings are compa
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import typing
 from datetime import date
 from pathlib import Path
@@ -49,16 +50,27 @@ def articles(sample_settings: Settings) -> list[Article]:
         return list(store.iter_articles())
 
 
+@pytest.fixture(scope="module")
+def home_settings(tmp_path_factory, sample_settings: Settings, settings_for) -> Settings:
+    """A private home holding a copy of the sample's store and embedding cache: the
+    sample's passages are not encoded again, and what these tests encode (their own
+    articles) stays out of the cache other tests share."""
+    home = tmp_path_factory.mktemp("backends_home")
+    shutil.copytree(sample_settings.cache_dir, home / "cache")
+    settings = settings_for(home)
+    shutil.copy(sample_settings.store_path, settings.store_path)
+    return settings
+
+
 def make(name: str, settings: Settings, encoder, root: Path) -> IndexBackend:
-    # The sample home's embedding cache is shared: nothing is encoded twice.
     return BACKENDS[name](settings, encoder, None, root)
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, sample_settings, encoder, articles) -> dict[str, IndexBackend]:
+def built(tmp_path_factory, home_settings, encoder, articles) -> dict[str, IndexBackend]:
     out = {}
     for name in NAMES:
-        backend = make(name, sample_settings, encoder, tmp_path_factory.mktemp(name))
+        backend = make(name, home_settings, encoder, tmp_path_factory.mktemp(name))
         backend.build(articles, corpus_checksum="sample")
         out[name] = backend
     return out
@@ -96,8 +108,8 @@ def test_each_backend_reads_its_own_settings_section(monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_open_before_any_build_says_so(name: str, tmp_path: Path, sample_settings, encoder):
-    backend = make(name, sample_settings, encoder, tmp_path / "index")
+def test_open_before_any_build_says_so(name: str, tmp_path: Path, home_settings, encoder):
+    backend = make(name, home_settings, encoder, tmp_path / "index")
     assert backend.current_version() is None
     with pytest.raises(NoIndexError):
         backend.open()
@@ -143,9 +155,9 @@ def test_filters_are_obeyed(name: str, built, encoder) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_new_build_is_a_new_version_and_the_old_one_still_opens(
-    name: str, tmp_path: Path, sample_settings, encoder, articles
+    name: str, tmp_path: Path, home_settings, encoder, articles
 ) -> None:
-    backend = make(name, sample_settings, encoder, tmp_path / "index")
+    backend = make(name, home_settings, encoder, tmp_path / "index")
     first = backend.build(articles[:20], corpus_checksum="a")
     old = backend.open()
     second = backend.build([*articles[:20], NADOR], corpus_checksum="b")
@@ -164,9 +176,9 @@ def test_a_new_build_is_a_new_version_and_the_old_one_still_opens(
 
 @pytest.mark.parametrize("name", NAMES)
 def test_upsert_and_delete_article_by_article(
-    name: str, tmp_path: Path, sample_settings, encoder, articles
+    name: str, tmp_path: Path, home_settings, encoder, articles
 ) -> None:
-    backend = make(name, sample_settings, encoder, tmp_path / "index")
+    backend = make(name, home_settings, encoder, tmp_path / "index")
     backend.build(articles[:20], corpus_checksum="a")
     before = backend.current_version()
     try:
@@ -201,9 +213,9 @@ def test_upsert_and_delete_article_by_article(
 
 
 def test_the_service_answers_from_the_backend_the_settings_name(
-    tmp_path: Path, sample_settings: Settings, encoder, articles
+    home_settings: Settings, encoder, articles
 ) -> None:
-    settings = sample_settings.model_copy(update={"backend": "memory"})
+    settings = home_settings.model_copy(update={"backend": "memory"})
     engine = QAEngine(settings, encoder)
     try:
         with pytest.raises(NoIndexError):
