@@ -294,14 +294,14 @@ def test_long_questions_do_not_hold_a_short_one(sample_settings: Settings, encod
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             gated.release.set()
-            assert first.result(timeout=120).passages
+            assert first.result(timeout=120).hits
             for f in long_answers:
                 f.result(timeout=120)  # answered, if not usefully
             answer = short_answer.result(timeout=120)
     finally:
         engine.close()
     assert answer.question_language == "fr"
-    assert any("500 MW" in p.text for p in answer.passages)
+    assert any("500 MW" in h.passage.chunk.text for h in answer.hits)
     batches = gated.calls[1:]
     # Twenty long questions are more than one batch's token budget: they are spread out,
     # and the short question goes in the first batch, not behind all of them.
