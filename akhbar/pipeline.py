@@ -6,26 +6,26 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
+from akhbar.corpus.ingest import ingest
+from akhbar.corpus.models import IngestReport
+from akhbar.corpus.sources import iter_sources
+from akhbar.corpus.sources.fetch import Fetcher
+from akhbar.corpus.store import Store
+from akhbar.index.base import BuildReport, IndexBackend, IndexStateError, Progress
+from akhbar.index.encoder import Encoder
+from akhbar.index.fusion import FusionParams
+from akhbar.index.local import LocalIndex
+from akhbar.index.local.build import manifest_matches
+from akhbar.index.local.dense import DenseSizing
+from akhbar.index.local.versions import VersionStore, read_manifest
+from akhbar.index.memory import MemoryIndex
+from akhbar.index.prepare import ChunkingParams
 from akhbar.settings import Settings
-from corpus.ingest import ingest
-from corpus.models import IngestReport
-from corpus.sources import iter_sources
-from corpus.sources.fetch import Fetcher
-from corpus.store import Store
-from index.base import BuildReport, IndexBackend, IndexStateError, Progress
-from index.encoder import Encoder
-from index.fusion import FusionParams
-from index.local import LocalIndex
-from index.local.build import manifest_matches
-from index.local.dense import DenseSizing
-from index.local.versions import VersionStore, read_manifest
-from index.memory import MemoryIndex
-from index.prepare import ChunkingParams
 
 
 def sample_corpus_path() -> Path:
     """The bundled sample: the seed aggregator page and 100 French Wikinews articles."""
-    return Path(str(resources.files("corpus").joinpath("data/sample")))
+    return Path(str(resources.files("akhbar.corpus").joinpath("data/sample")))
 
 
 def chunking_params(settings: Settings) -> ChunkingParams:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from corpus.models import Article, Chunk
+from akhbar.corpus.models import Article, Chunk
 
 # Tokens that end with a period without ending a sentence (compared case-folded, no dot).
 _ABBREVIATIONS = frozenset(

@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 
-from corpus.text import fold
+from akhbar.corpus.text import fold
 
 _MONTHS: dict[str, int] = {
     # French

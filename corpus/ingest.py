@@ -13,19 +13,19 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from corpus.dedup import (
+from akhbar.corpus.dedup import (
     NearDuplicateIndex,
     content_hash,
     minhash,
     signature_from_bytes,
     signature_to_bytes,
 )
-from corpus.language import detect_language
-from corpus.models import Article, IngestReport, Outcome, RawItem, make_article_id
-from corpus.outlets import outlet_from_url
-from corpus.sources.decoding import text_problem
-from corpus.sources.rejection import Rejection, Skipped
-from corpus.store import Store
+from akhbar.corpus.language import detect_language
+from akhbar.corpus.models import Article, IngestReport, Outcome, RawItem, make_article_id
+from akhbar.corpus.outlets import outlet_from_url
+from akhbar.corpus.sources.decoding import text_problem
+from akhbar.corpus.sources.rejection import Rejection, Skipped
+from akhbar.corpus.store import Store
 
 MAX_TEXT_BYTES = 1_000_000
 MAX_TITLE_CHARS = 1_000

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 
-from corpus.models import Article
+from akhbar.corpus.models import Article
 
 SCHEMA_VERSION = 1
 _PAGE = 500

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from akhbar.eval.public import METRIC_COLUMNS
+from akhbar.eval.retrieval import MODES
 from rich.table import Table
-
-from eval.public import METRIC_COLUMNS
-from eval.retrieval import MODES
 
 _SET_COLUMNS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_hit@5")
 

@@ -8,12 +8,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from corpus.language import detect_language
-from eval import metrics as m
-from eval.dataset import EvalItem, qrels_from_items
-from eval.retrieval import MODES, ModeRun, Progress, Query, encode_one_by_one, retrieve
-from index.base import IndexReader
-from index.encoder import Encoder
+from akhbar.corpus.language import detect_language
+from akhbar.eval import metrics as m
+from akhbar.eval.dataset import EvalItem, qrels_from_items
+from akhbar.eval.retrieval import MODES, ModeRun, Progress, Query, encode_one_by_one, retrieve
+from akhbar.index.base import IndexReader
+from akhbar.index.encoder import Encoder
 
 K = 10
 RETRIEVAL_METRICS = (

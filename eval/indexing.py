@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from akhbar.corpus.models import Article
+from akhbar.corpus.store import Store
+from akhbar.eval.benchmarks import Benchmark
+from akhbar.index.base import IndexReader, Progress
+from akhbar.index.encoder import Encoder
+from akhbar.index.prepare import ChunkingParams
+
 from akhbar.pipeline import open_backend, run_ingest, sample_corpus_path
 from akhbar.settings import Settings
-from corpus.models import Article
-from corpus.store import Store
-from eval.benchmarks import Benchmark
-from index.base import IndexReader, Progress
-from index.encoder import Encoder
-from index.prepare import ChunkingParams
 
 # Far above any XQuAD/PIAF paragraph, so one benchmark doc is exactly one chunk and the
 # doc, not a slice of it, is what gets ranked.

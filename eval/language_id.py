@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corpus.language import detect_language, warm_up
-from eval.dataset import DEFAULT_EVAL_SET, load_eval_set
+from akhbar.corpus.language import detect_language, warm_up
+from akhbar.eval.dataset import DEFAULT_EVAL_SET, load_eval_set
 
 SHORT_QUESTIONS = Path(__file__).parent / "data" / "short_questions.jsonl"
 

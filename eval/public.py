@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from akhbar.settings import Settings
-from eval import metrics as m
-from eval.benchmarks import (
+from akhbar.eval import metrics as m
+from akhbar.eval.benchmarks import (
     BUNDLED_DIR,
     XQUAD_TASKS,
     Benchmark,
@@ -22,9 +20,11 @@ from eval.benchmarks import (
     load_xquad_r,
     resolve_data_dir,
 )
-from eval.indexing import build_benchmark_index
-from eval.retrieval import MODES, ModeRun, Progress, Query, encode_batched, retrieve
-from index.encoder import Encoder
+from akhbar.eval.indexing import build_benchmark_index
+from akhbar.eval.retrieval import MODES, ModeRun, Progress, Query, encode_batched, retrieve
+from akhbar.index.encoder import Encoder
+
+from akhbar.settings import Settings
 
 BENCHMARKS = ("xquad", "piaf", "xquad-r")  # what "all" runs
 EXTRA = ("xquad-r-mini",)  # the bundled two-paragraph slice, for tests only

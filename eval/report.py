@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.evalset import RETRIEVAL_METRICS
-from eval.public import METRIC_COLUMNS
-from eval.retrieval import MODES
+from akhbar.eval.evalset import RETRIEVAL_METRICS
+from akhbar.eval.public import METRIC_COLUMNS
+from akhbar.eval.retrieval import MODES
 
 JSON_NAME = "latest.json"
 MD_NAME = "latest.md"

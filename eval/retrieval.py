@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from index.answers import Hit, top_hits
-from index.base import IndexReader, Mode, Progress
-from index.encoder import Encoder
+from akhbar.index.answers import Hit, top_hits
+from akhbar.index.base import IndexReader, Mode, Progress
+from akhbar.index.encoder import Encoder
 
 MODES: tuple[Mode, ...] = ("lexical", "dense", "hybrid")
 

@@ -13,15 +13,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from akhbar.eval.dataset import DEFAULT_EVAL_SET, load_eval_set
+from akhbar.eval.evalset import evaluate_eval_set
+from akhbar.eval.indexing import build_sample_index
+from akhbar.eval.machine import commit_info, load_average, machine_info, now_iso
+from akhbar.eval.public import BENCHMARKS, EXTRA, run_benchmark
+from akhbar.eval.report import write_report
+from akhbar.eval.retrieval import Progress
+from akhbar.index.encoder import Encoder
+
 from akhbar.settings import Settings
-from eval.dataset import DEFAULT_EVAL_SET, load_eval_set
-from eval.evalset import evaluate_eval_set
-from eval.indexing import build_sample_index
-from eval.machine import commit_info, load_average, machine_info, now_iso
-from eval.public import BENCHMARKS, EXTRA, run_benchmark
-from eval.report import write_report
-from eval.retrieval import Progress
-from index.encoder import Encoder
 
 # The committed report the README links to; a run writes here only when asked to
 # (`akhbar eval --out eval/results`), else into a run folder under the home (run_dir).

@@ -7,8 +7,7 @@ from functools import lru_cache
 
 import bm25s.stopwords as sw
 import Stemmer
-
-from corpus.text import fold
+from akhbar.corpus.text import fold
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STEMMERS = {"fr": "french", "es": "spanish", "en": "english", "ar": "arabic"}

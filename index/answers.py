@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from corpus.text import fold
-from index.analysis import LANGUAGES, analyze_cached
-from index.base import AnswerParams, Candidates, IndexReader, Passage
+from akhbar.corpus.text import fold
+from akhbar.index.analysis import LANGUAGES, analyze_cached
+from akhbar.index.base import AnswerParams, Candidates, IndexReader, Passage
 
 _SPACE = re.compile(r"\s+")
 

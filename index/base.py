@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
-
-from corpus.models import Article, Chunk
+from akhbar.corpus.models import Article, Chunk
 
 Mode = Literal["hybrid", "dense", "lexical"]
 Progress = Callable[[str, int, int], None]  # (stage, done, total)

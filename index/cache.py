@@ -8,8 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-
-from index.encoder import Encoder
+from akhbar.index.encoder import Encoder
 
 
 class EmbeddingCache:

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
-
-from index.model_build import BUILTIN_NAME, ensure_builtin_model
-from index.question_encoder import QuestionEncoder, question_encoder_entry
+from akhbar.index.model_build import BUILTIN_NAME, ensure_builtin_model
+from akhbar.index.question_encoder import QuestionEncoder, question_encoder_entry
 
 log = logging.getLogger(__name__)
 

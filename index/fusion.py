@@ -40,8 +40,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-from index.base import AnswerParams, Candidates, Mode
+from akhbar.index.base import AnswerParams, Candidates, Mode
 
 
 @dataclass(frozen=True)

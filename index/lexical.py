@@ -8,8 +8,7 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
-
-from index.analysis import analyze, analyze_cached
+from akhbar.index.analysis import analyze, analyze_cached
 
 
 def _token_hashes(tokens: Iterable[str]) -> np.ndarray:

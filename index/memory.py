@@ -17,9 +17,8 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-
-from corpus.models import Article
-from index.base import (
+from akhbar.corpus.models import Article
+from akhbar.index.base import (
     NO_FILTERS,
     BuildReport,
     Candidates,
@@ -30,11 +29,11 @@ from index.base import (
     Passage,
     Progress,
 )
-from index.cache import EmbeddingCache
-from index.encoder import Encoder
-from index.fusion import FusionParams, rank
-from index.lexical import LexicalIndex
-from index.prepare import ChunkingParams, prepare
+from akhbar.index.cache import EmbeddingCache
+from akhbar.index.encoder import Encoder
+from akhbar.index.fusion import FusionParams, rank
+from akhbar.index.lexical import LexicalIndex
+from akhbar.index.prepare import ChunkingParams, prepare
 
 
 @dataclass(frozen=True)

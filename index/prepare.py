@@ -10,12 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-
-from corpus.chunking import chunk_article
-from corpus.models import Article, Chunk
-from index.base import Progress
-from index.cache import EmbeddingCache
-from index.encoder import Encoder, SentencePoolingEncoder, Spans
+from akhbar.corpus.chunking import chunk_article
+from akhbar.corpus.models import Article, Chunk
+from akhbar.index.base import Progress
+from akhbar.index.cache import EmbeddingCache
+from akhbar.index.encoder import Encoder, SentencePoolingEncoder, Spans
 
 
 @dataclass(frozen=True)

@@ -6,24 +6,24 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-
-from akhbar.settings import Settings
-from service.errors import install_error_handlers
-from service.jobs import JobManager
-from service.metrics import Metrics
-from service.middleware import (
+from akhbar.service.errors import install_error_handlers
+from akhbar.service.jobs import JobManager
+from akhbar.service.metrics import Metrics
+from akhbar.service.middleware import (
     AccessMiddleware,
     BodyLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
     TimeoutMiddleware,
 )
-from service.qa import QAEngine
-from service.ratelimit import TokenBucketLimiter
-from service.routes import admin, articles, ask, docs, health, ops, outlets, pages
+from akhbar.service.qa import QAEngine
+from akhbar.service.ratelimit import TokenBucketLimiter
+from akhbar.service.routes import admin, articles, ask, docs, health, ops, outlets, pages
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from akhbar.settings import Settings
 
 log = logging.getLogger(__name__)
 

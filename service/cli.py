@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from akhbar.index.base import IndexStateError, NoIndexError
+from akhbar.index.local.versions import VersionStore
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,8 +22,6 @@ from rich.progress import (
 from rich.text import Text
 
 from akhbar.settings import Settings, default_home
-from index.base import IndexStateError, NoIndexError
-from index.local.versions import VersionStore
 
 HELP = f"""Akhbar: ask questions in French, Spanish or English over news; get cited passages.
 
@@ -74,9 +74,8 @@ def _main(
         ),
     ] = 0,
 ) -> None:
+    from akhbar.service.logs import configure_cli_logging
     from rich.logging import RichHandler
-
-    from service.logs import configure_cli_logging
 
     if verbose < 2:
         # The libraries' own tqdm bars (weights loading, shard writing) would break ours.
@@ -118,11 +117,11 @@ def _stages(bar: Progress) -> Callable[[str, int, int], None]:
 def _ensure_model(settings: Settings, *, force: bool = False) -> None:
     """Build the built-in model now if it is missing, under a progress bar, rather than
     silently inside whatever loads it first."""
-    from service.info import model_needs_build
+    from akhbar.service.info import model_needs_build
 
     if not force and not model_needs_build(settings):
         return
-    from index.model_build import ensure_builtin_model
+    from akhbar.index.model_build import ensure_builtin_model
 
     # The build has no steps to count: an indeterminate (pulsing) bar and the time so far.
     with Progress(
@@ -159,8 +158,8 @@ def model_build(
     its int8 question encoder.
 
     Normally done on first need; about 15-30 s on 2 cores."""
-    from index.encoder import BUILTIN_PREFIX
-    from index.model_build import built_model_dir
+    from akhbar.index.encoder import BUILTIN_PREFIX
+    from akhbar.index.model_build import built_model_dir
 
     settings = _settings()
     if not settings.model.startswith(BUILTIN_PREFIX):
@@ -231,11 +230,11 @@ def index(
 
     With the same articles and settings as the current version, keeps that version and
     says so (--force builds anyway)."""
+    from akhbar.service.info import article_count
+    from akhbar.service.qa import load_encoder
     from rich.markup import escape
 
     from akhbar.pipeline import run_index, unchanged_version
-    from service.info import article_count
-    from service.qa import load_encoder
 
     settings = _settings()
     if not article_count(settings.store_path):
@@ -292,9 +291,9 @@ def ask(
     """Ask a question over the current index (build one first: see `akhbar index`)."""
     from datetime import date
 
-    from index.base import Filters
-    from service.qa import QAEngine, QuestionError
-    from service.schemas import ask_response
+    from akhbar.index.base import Filters
+    from akhbar.service.qa import QAEngine, QuestionError
+    from akhbar.service.schemas import ask_response
 
     try:
         filters = Filters(
@@ -355,11 +354,10 @@ def serve(
     Needs an index (see `akhbar index`) unless --allow-empty. The model and the index are
     loaded before the server listens; the address is printed once it answers."""
     import uvicorn
-
-    from service.app import create_app
-    from service.logs import configure_access_log
-    from service.qa import QAEngine
-    from service.server import uvicorn_config
+    from akhbar.service.app import create_app
+    from akhbar.service.logs import configure_access_log
+    from akhbar.service.qa import QAEngine
+    from akhbar.service.server import uvicorn_config
 
     settings = _settings()
     version = None if allow_empty else _require_index(settings)
@@ -458,10 +456,10 @@ def eval_(
     import signal
     import sys
 
-    from eval.console import skipped, summary_tables
-    from eval.dataset import DEFAULT_EVAL_SET
-    from eval.run import EvalOptions, parse_benchmarks, parse_limits, run, run_dir
-    from service.qa import load_encoder
+    from akhbar.eval.console import skipped, summary_tables
+    from akhbar.eval.dataset import DEFAULT_EVAL_SET
+    from akhbar.eval.run import EvalOptions, parse_benchmarks, parse_limits, run, run_dir
+    from akhbar.service.qa import load_encoder
 
     try:
         with_set, benches = parse_benchmarks(benchmark or [])
@@ -511,10 +509,9 @@ def info(
     Reads files only: builds, loads and creates nothing."""
     import json
 
+    from akhbar.service.info import collect
     from rich.markup import escape
     from rich.table import Table
-
-    from service.info import collect
 
     data = collect(_settings())
     if as_json:
@@ -614,7 +611,7 @@ def bench(
     """Speed figures against same-run baselines: encoders, indexing, latency, scale, peer.
 
     The txtai peer needs `pip install -e '.[bench]'`."""
-    from eval.bench.run import ALL, BenchOptions, run_benchmarks
+    from akhbar.eval.bench.run import ALL, BenchOptions, run_benchmarks
 
     unknown = sorted(set(what or ()) - set(ALL))
     if unknown:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from akhbar.service.qa import QAEngine
 from fastapi import Depends, Request
 
 from akhbar.settings import Settings
-from service.qa import QAEngine
 
 
 def get_settings(request: Request) -> Settings:

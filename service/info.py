@@ -14,11 +14,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from akhbar.index.base import IndexStateError
+from akhbar.index.encoder import BUILTIN_PREFIX
+from akhbar.index.local.versions import VersionStore, read_manifest
+from akhbar.index.model_build import BUILDER_VERSION, SOURCE_PACKAGE, built_model_dir
+
 from akhbar.settings import HOME_ENV, Settings
-from index.base import IndexStateError
-from index.encoder import BUILTIN_PREFIX
-from index.local.versions import VersionStore, read_manifest
-from index.model_build import BUILDER_VERSION, SOURCE_PACKAGE, built_model_dir
 
 LIBRARIES = (
     "akhbar",

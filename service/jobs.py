@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Callable
 from typing import Literal
 
-from corpus.store import JobRecord, Store
-from index.base import BuildReport, Progress
+from akhbar.corpus.store import JobRecord, Store
+from akhbar.index.base import BuildReport, Progress
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ def configure_access_log(stream: TextIO | None = None) -> None:
 
 # Top-level packages whose INFO/DEBUG records `-v`/`-vv` show; every other logger (bm25s,
 # sentence_transformers, transformers, httpx, faiss, uvicorn...) is held at WARNING.
-OWN_PACKAGES = frozenset({"corpus", "index", "service", "eval", "akhbar", "__main__"})
+OWN_PACKAGES = frozenset({"akhbar", "__main__"})
 
 
 class _ThirdPartyAtWarning(logging.Filter):

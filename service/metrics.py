@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from akhbar.corpus.models import IngestReport
+from akhbar.service.schemas import AskResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
-from corpus.models import IngestReport
-from service.schemas import AskResponse
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

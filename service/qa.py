@@ -10,17 +10,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+from akhbar.corpus.language import detect_language
+from akhbar.corpus.language import warm_up as warm_up_language_id
+from akhbar.corpus.store import Store
+from akhbar.corpus.valid_text import first_invalid_character
+from akhbar.index.answers import Answer, Hit, answerable, top_hits
+from akhbar.index.base import Filters, IndexBackend, IndexReader, NoIndexError
+from akhbar.index.encoder import FAST_QUERY_BATCH, Encoder, SentenceTransformerEncoder
+from akhbar.service.batcher import QuestionBatcher
 
 from akhbar.pipeline import open_backend
 from akhbar.settings import Settings
-from corpus.language import detect_language
-from corpus.language import warm_up as warm_up_language_id
-from corpus.store import Store
-from corpus.valid_text import first_invalid_character
-from index.answers import Answer, Hit, answerable, top_hits
-from index.base import Filters, IndexBackend, IndexReader, NoIndexError
-from index.encoder import FAST_QUERY_BATCH, Encoder, SentenceTransformerEncoder
-from service.batcher import QuestionBatcher
 
 log = logging.getLogger(__name__)
 

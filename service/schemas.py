@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
+from akhbar.corpus.language import SERVED
+from akhbar.index.answers import Answer, Hit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, model_validator
-
-from corpus.language import SERVED
-from index.answers import Answer, Hit
 
 
 def _no_number_as_date(value: Any) -> Any:

@@ -24,7 +24,7 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built offline model, built once per test session (never downloaded)."""
-    from index.model_build import ensure_builtin_model
+    from akhbar.index.model_build import ensure_builtin_model
 
     d = tmp_path_factory.mktemp("models")
     ensure_builtin_model(d)
@@ -34,7 +34,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def encoder(models_dir: Path):  # -> SentenceTransformerEncoder
     """The encoder as the server runs it: questions on the int8 question encoder."""
-    from index.encoder import SentenceTransformerEncoder
+    from akhbar.index.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(
         "builtin:multilingual-e5-small", models_dir=models_dir, precision="fp32", fast_queries=True
@@ -44,7 +44,7 @@ def encoder(models_dir: Path):  # -> SentenceTransformerEncoder
 @pytest.fixture(scope="session")
 def torch_encoder(models_dir: Path):  # -> SentenceTransformerEncoder
     """The reference: questions and passages both through the PyTorch fp32 model."""
-    from index.encoder import SentenceTransformerEncoder
+    from akhbar.index.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(
         "builtin:multilingual-e5-small", models_dir=models_dir, precision="fp32"
@@ -85,7 +85,7 @@ def sample_settings(sample_home: Path, models_dir: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def engine(sample_settings: Settings, encoder) -> Iterator:
-    from service.qa import QAEngine
+    from akhbar.service.qa import QAEngine
 
     eng = QAEngine(sample_settings, encoder)
     yield eng

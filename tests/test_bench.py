@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from akhbar.eval.bench.questions import QUESTIONS, Workload
+from akhbar.index.local.dense import DenseSizing
 
 from akhbar.settings import Settings
-from eval.bench.questions import QUESTIONS, Workload
-from index.local.dense import DenseSizing
 
 
 def _positive(x: float) -> bool:
@@ -37,7 +37,7 @@ def test_workload_mixes_repeats_and_never_repeats_distinct() -> None:
 
 
 def test_synthetic_vectors_are_deterministic_and_near_their_source() -> None:
-    from eval.bench.synthetic import SynthVectors
+    from akhbar.eval.bench.synthetic import SynthVectors
 
     rng = np.random.default_rng(0)
     base = rng.standard_normal((7, 384)).astype(np.float32)
@@ -52,7 +52,7 @@ def test_synthetic_vectors_are_deterministic_and_near_their_source() -> None:
 
 
 def test_indexing_smoke(settings_for, encoder, tmp_path: Path) -> None:
-    from eval.bench.indexing import bench_indexing
+    from akhbar.eval.bench.indexing import bench_indexing
 
     settings = settings_for(tmp_path / "user")
     res = bench_indexing(settings, encoder, articles=3, increment=2, out_dir=tmp_path / "out")
@@ -69,7 +69,7 @@ def test_indexing_smoke(settings_for, encoder, tmp_path: Path) -> None:
 def test_latency_smoke_on_sample_index(
     sample_settings: Settings, encoder, engine, tmp_path: Path
 ) -> None:
-    from eval.bench.latency import bench_latency
+    from akhbar.eval.bench.latency import bench_latency
 
     bench_latency(
         sample_settings,
@@ -94,8 +94,8 @@ def test_latency_smoke_on_sample_index(
 
 
 def test_scale_smoke_small_tier(sample_settings: Settings, encoder, tmp_path: Path) -> None:
-    from eval.bench.scale import bench_scale
-    from eval.bench.synthetic import ensure_tier, sample_base
+    from akhbar.eval.bench.scale import bench_scale
+    from akhbar.eval.bench.synthetic import ensure_tier, sample_base
 
     # DenseSizing(0, 0) forces HNSW+SQ8, the index type of the largest tiers, so recall
     # means something.
@@ -127,7 +127,7 @@ def test_scale_smoke_small_tier(sample_settings: Settings, encoder, tmp_path: Pa
 
 def test_peer_smoke(settings_for, encoder, tmp_path: Path) -> None:
     pytest.importorskip("txtai")
-    from eval.bench.peer import bench_peer
+    from akhbar.eval.bench.peer import bench_peer
 
     settings = settings_for(tmp_path / "user")
     bench_peer(settings, encoder, articles=3, queries=5, out_dir=tmp_path / "out")
@@ -142,10 +142,9 @@ def test_peer_smoke(settings_for, encoder, tmp_path: Path) -> None:
 def test_cli_options_parse(settings_for, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`akhbar bench` is a typer command like the others: options parsed, bad ones refused
     with exit 1 and a message, not a traceback."""
+    from akhbar.eval.bench import run
+    from akhbar.service.cli import app
     from typer.testing import CliRunner
-
-    from eval.bench import run
-    from service.cli import app
 
     with pytest.raises(SystemExit):
         run.run_benchmarks(Settings(), ["nope"], n=1, console=None)
@@ -174,8 +173,8 @@ def test_cli_options_parse(settings_for, tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_question_encoders_side_by_side(models_dir: Path) -> None:
-    from eval.bench.question_encoders import bench_question_encoders
-    from eval.bench.questions import QUESTIONS
+    from akhbar.eval.bench.question_encoders import bench_question_encoders
+    from akhbar.eval.bench.questions import QUESTIONS
 
     res = bench_question_encoders(models_dir, QUESTIONS[:6], rounds=1, batch=4)
     rows = {r["engine"]: r for r in res["rows"]}

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from akhbar.index.local.versions import VersionStore
+from akhbar.service import qa as service_qa
+from akhbar.service.cli import app
 from typer.testing import CliRunner, Result
 
-import service.qa
 from akhbar.settings import Settings, default_home
-from index.local.versions import VersionStore
-from service.cli import app
 
 COMMANDS = ["ingest", "index", "ask", "serve", "quickstart", "eval", "info", "bench"]
 
@@ -90,7 +90,7 @@ def test_info_on_an_empty_home_creates_nothing(
 ) -> None:
     home = tmp_path / "never-used"
     monkeypatch.setenv("AKHBAR_HOME", str(home))
-    monkeypatch.setattr(service.qa, "load_encoder", _no_model)
+    monkeypatch.setattr(service_qa, "load_encoder", _no_model)
     result = _run("info")
     assert result.exit_code == 0, result.output
     unwrapped = re.sub(r"\n\s+", "", result.output)  # a long path folds at 80 columns
@@ -125,7 +125,7 @@ def test_no_index_fails_fast_with_the_command_to_run(
     home = tmp_path / "empty-home"
     monkeypatch.setenv("AKHBAR_HOME", str(home))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(service.qa, "load_encoder", _no_model)
+    monkeypatch.setattr(service_qa, "load_encoder", _no_model)
     result = _run(*command)
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -137,14 +137,14 @@ def test_no_index_fails_fast_with_the_command_to_run(
 
 def test_index_with_no_articles_says_to_ingest(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("AKHBAR_HOME", str(tmp_path / "h"))
-    monkeypatch.setattr(service.qa, "load_encoder", _no_model)
+    monkeypatch.setattr(service_qa, "load_encoder", _no_model)
     result = _run("index")
     assert result.exit_code == 1 and "akhbar ingest" in result.output
     assert not (tmp_path / "h").exists()
 
 
 def test_model_build_is_skipped_when_built(settings_for, tmp_path: Path, monkeypatch) -> None:
-    from service.info import model_needs_build
+    from akhbar.service.info import model_needs_build
 
     settings = settings_for(tmp_path / "h")
     assert not model_needs_build(settings)
@@ -184,12 +184,11 @@ class _Collect(logging.Handler):
 )
 def test_log_levels(verbosity: int, ours: set[str], theirs: set[str]) -> None:
     import bm25s  # noqa: F401 - sets its own logger to DEBUG on import
-
-    from service.logs import configure_cli_logging
+    from akhbar.service.logs import configure_cli_logging
 
     handler = _Collect()
     configure_cli_logging(verbosity, handler)
-    for name in ("index.lexical", "bm25s", "sentence_transformers.x", "httpx"):
+    for name in ("akhbar.index.lexical", "bm25s", "sentence_transformers.x", "httpx"):
         log = logging.getLogger(name)
         log.debug("d")
         log.info("i")
@@ -197,7 +196,7 @@ def test_log_levels(verbosity: int, ours: set[str], theirs: set[str]) -> None:
     seen: dict[str, set[str]] = {}
     for r in handler.records:
         seen.setdefault(r.name, set()).add(r.levelname)
-    assert seen["index.lexical"] == ours
+    assert seen["akhbar.index.lexical"] == ours
     for lib in ("bm25s", "sentence_transformers.x", "httpx"):
         assert seen[lib] == theirs, lib
     # Configuring again replaces the handler rather than adding a second one.
@@ -208,7 +207,7 @@ def test_log_levels(verbosity: int, ours: set[str], theirs: set[str]) -> None:
 def test_ask_prints_no_log_lines_by_default(
     sample_settings: Settings, encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service.qa, "load_encoder", lambda _s: encoder)
+    monkeypatch.setattr(service_qa, "load_encoder", lambda _s: encoder)
     monkeypatch.setenv("AKHBAR_HOME", str(sample_settings.home))
     monkeypatch.setenv("AKHBAR_PRECISION", "fp32")
     quiet = _run("ask", "Quelle capacité pour le data center de Dakhla ?", "-k", "2")
@@ -231,7 +230,7 @@ def test_index_keeps_the_current_version_when_nothing_changed(
     versions = VersionStore(fresh_home / "index")
     before, listed = versions.current_name(), versions.list()
     # Nothing changed: kept, and said so, without loading the model.
-    monkeypatch.setattr(service.qa, "load_encoder", _no_model)
+    monkeypatch.setattr(service_qa, "load_encoder", _no_model)
     kept = _run("index")
     assert kept.exit_code == 0, kept.output
     assert f"index {before} is up to date" in kept.output
@@ -242,7 +241,7 @@ def test_index_keeps_the_current_version_when_nothing_changed(
     assert unchanged_version(Settings(home=fresh_home, lexical_weight=0.5)) is None
     assert unchanged_version(Settings(home=fresh_home, model="other/model")) is None
 
-    monkeypatch.setattr(service.qa, "load_encoder", lambda _s: encoder)
+    monkeypatch.setattr(service_qa, "load_encoder", lambda _s: encoder)
     forced = _run("index", "--force")
     assert forced.exit_code == 0, forced.output
     after_force = versions.current_name()
@@ -277,11 +276,11 @@ def test_index_keeps_the_current_version_when_nothing_changed(
 def test_eval_writes_a_run_folder_under_the_home_by_default(
     fresh_home: Path, encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from eval.run import COMMITTED_RESULTS
+    from akhbar.eval.run import COMMITTED_RESULTS
 
     committed = COMMITTED_RESULTS / "latest.json"
     committed_before = committed.read_bytes() if committed.exists() else None
-    monkeypatch.setattr(service.qa, "load_encoder", lambda _s: encoder)
+    monkeypatch.setattr(service_qa, "load_encoder", lambda _s: encoder)
     monkeypatch.setenv("AKHBAR_HOME", str(fresh_home))
     monkeypatch.setenv("AKHBAR_PRECISION", "fp32")
     result = _run("eval", "--limit", "2")
@@ -318,7 +317,7 @@ def test_serve_prints_its_address_once_loaded(sample_settings: Settings) -> None
         "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "akhbar.service.cli", "serve", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,11 +1,10 @@
 from pathlib import Path
 
 import pytest
-
-from corpus.chunking import chunk_article, split_sentences
-from corpus.ingest import clean_text, clean_title
-from corpus.models import Article, RawItem
-from corpus.sources import iter_sources
+from akhbar.corpus.chunking import chunk_article, split_sentences
+from akhbar.corpus.ingest import clean_text, clean_title
+from akhbar.corpus.models import Article, RawItem
+from akhbar.corpus.sources import iter_sources
 
 SAMPLE = Path(__file__).resolve().parents[1] / "corpus" / "data" / "sample"
 

@@ -1,8 +1,7 @@
 from datetime import date
 
 import pytest
-
-from corpus.dates import parse_date
+from akhbar.corpus.dates import parse_date
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,8 @@ from collections.abc import Sequence
 
 import httpx
 import pytest
-
-from corpus.sources import Rejection, iter_sources
-from corpus.sources.fetch import Fetcher, FetchError, refusal_reason
+from akhbar.corpus.sources import Rejection, iter_sources
+from akhbar.corpus.sources.fetch import Fetcher, FetchError, refusal_reason
 
 PUBLIC = "93.184.216.34"
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from corpus.sources.fetch import Fetcher, FetchError, PinnedTransport
+from akhbar.corpus.sources.fetch import Fetcher, FetchError, PinnedTransport
 
 PUBLIC = "93.184.216.34"
 SECRET = b"<html><body>loopback-only admin page</body></html>"

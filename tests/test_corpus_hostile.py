@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from akhbar.corpus.ingest import ingest
+from akhbar.corpus.models import IngestReport, RawItem
+from akhbar.corpus.sources import Rejection, Skipped, iter_sources, parse_content
+from akhbar.corpus.sources.fetch import FetchError, FetchResult
+from akhbar.corpus.store import Store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from corpus.ingest import ingest
-from corpus.models import IngestReport, RawItem
-from corpus.sources import Rejection, Skipped, iter_sources, parse_content
-from corpus.sources.fetch import FetchError, FetchResult
-from corpus.store import Store
 
 # Reproducible in CI (derandomize) and small enough for a 2-core runner.
 HOSTILE = settings(
@@ -564,9 +563,8 @@ def test_url_ingestion_turns_hostile_documents_into_rejections(tmp_path: Path) -
 
 
 def _cli(home: Path, *args: str) -> tuple[int, str]:
+    from akhbar.service.cli import app
     from typer.testing import CliRunner
-
-    from service.cli import app
 
     result = CliRunner().invoke(app, ["ingest", *args], env={"AKHBAR_HOME": str(home)})
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception

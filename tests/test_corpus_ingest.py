@@ -5,11 +5,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from corpus.ingest import clean_text, ingest
-from corpus.models import RawItem
-from corpus.sources import Rejection, iter_sources
-from corpus.store import Store
+from akhbar.corpus.ingest import clean_text, ingest
+from akhbar.corpus.models import RawItem
+from akhbar.corpus.sources import Rejection, iter_sources
+from akhbar.corpus.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpus" / "data" / "sample"

@@ -6,9 +6,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from corpus.language import detect_language, warm_up
-from corpus.sources.seed import parse_seed_page
-from eval.language_id import accuracy, labelled_questions, load_short_questions
+from akhbar.corpus.language import detect_language, warm_up
+from akhbar.corpus.sources.seed import parse_seed_page
+from akhbar.eval.language_id import accuracy, labelled_questions, load_short_questions
 
 SEED = Path(__file__).resolve().parents[1] / "corpus" / "data" / "sample" / "seed_page.txt"
 
@@ -87,7 +87,7 @@ def test_concurrent_first_detections_in_a_fresh_process() -> None:
     script = textwrap.dedent(
         """
         import threading
-        from corpus.language import detect_language
+        from akhbar.corpus.language import detect_language
         texts = ["Qui est Thierry Roland ?", "SpaceX Dragon launch",
                  "hola, ¿qué pasó en Tánger?", "Le gouvernement a annoncé hier la reprise"] * 2
         start = threading.Barrier(len(texts))

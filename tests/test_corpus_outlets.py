@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from corpus.ingest import ingest
-from corpus.models import RawItem
-from corpus.outlets import outlet_from_url
-from corpus.store import Store
+from akhbar.corpus.ingest import ingest
+from akhbar.corpus.models import RawItem
+from akhbar.corpus.outlets import outlet_from_url
+from akhbar.corpus.store import Store
 
 
 @pytest.mark.parametrize(

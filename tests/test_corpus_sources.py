@@ -2,10 +2,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from corpus.models import RawItem
-from corpus.sources import Rejection, Skipped, iter_sources
-from corpus.sources.seed import parse_seed_page
+from akhbar.corpus.models import RawItem
+from akhbar.corpus.sources import Rejection, Skipped, iter_sources
+from akhbar.corpus.sources.seed import parse_seed_page
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpus" / "data" / "sample"

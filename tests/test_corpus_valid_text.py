@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from akhbar.corpus.valid_text import first_invalid_character, is_valid_text
 from hypothesis import given
 from hypothesis import strategies as st
-
-from corpus.valid_text import first_invalid_character, is_valid_text
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from eval.benchmarks import (
+from akhbar.eval.benchmarks import (
     BUNDLED_DIR,
     ENV_VAR,
     XQUAD_R_LANGUAGES,

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from akhbar.eval.benchmarks import BUNDLED_DIR, ENV_VAR, load_piaf, load_xquad, load_xquad_r
+from akhbar.eval.dataset import DEFAULT_EVAL_SET, load_eval_set
+from akhbar.eval.evalset import RETRIEVAL_METRICS, best_threshold
+from akhbar.eval.public import METRIC_COLUMNS, run_benchmark, run_tasks, shrink
+from akhbar.eval.report import write_report
+from akhbar.eval.retrieval import MODES
+from akhbar.eval.run import EvalOptions, parse_benchmarks, parse_limits, run
 
 from akhbar.settings import Settings
-from eval.benchmarks import BUNDLED_DIR, ENV_VAR, load_piaf, load_xquad, load_xquad_r
-from eval.dataset import DEFAULT_EVAL_SET, load_eval_set
-from eval.evalset import RETRIEVAL_METRICS, best_threshold
-from eval.public import METRIC_COLUMNS, run_benchmark, run_tasks, shrink
-from eval.report import write_report
-from eval.retrieval import MODES
-from eval.run import EvalOptions, parse_benchmarks, parse_limits, run
 
 
 def _in_unit(value: float | None) -> None:
@@ -181,13 +181,12 @@ def test_parse_options() -> None:
 def test_cli_eval(
     sample_settings: Settings, encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from akhbar.service import qa as service_qa
+    from akhbar.service.cli import app
     from typer.testing import CliRunner
 
-    import service.qa
-    from service.cli import app
-
     # The session's encoder stands in for the one the command would load.
-    monkeypatch.setattr(service.qa, "load_encoder", lambda _s: encoder)
+    monkeypatch.setattr(service_qa, "load_encoder", lambda _s: encoder)
     monkeypatch.setenv("AKHBAR_HOME", str(sample_settings.home))
     monkeypatch.setenv("AKHBAR_PRECISION", "fp32")
     out = tmp_path / "res"

@@ -12,9 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from corpus.models import RawItem, make_article_id
-from eval.dataset import (
+from akhbar.corpus.models import RawItem, make_article_id
+from akhbar.eval.dataset import (
     DEFAULT_EVAL_SET,
     EvalItem,
     EvalSetError,

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from akhbar.pipeline import BACKENDS, dense_sizing
-from akhbar.settings import Settings
-from corpus.models import Article
-from corpus.store import Store
-from index.answers import Hit, top_hits
-from index.base import (
+from akhbar.corpus.models import Article
+from akhbar.corpus.store import Store
+from akhbar.index.answers import Hit, top_hits
+from akhbar.index.base import (
     Filters,
     IndexBackend,
     IndexReader,
@@ -29,7 +26,10 @@ from index.base import (
     NoIndexError,
     WritesNotSupportedError,
 )
-from service.qa import QAEngine
+from akhbar.service.qa import QAEngine
+
+from akhbar.pipeline import BACKENDS, dense_sizing
+from akhbar.settings import Settings
 
 NAMES = sorted(BACKENDS)
 DAKHLA = "Quelle capacité pour le data center de Dakhla ?"

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from index.local.dense import DenseIndex, DenseParams, DenseSizing, ExactVectors
+from akhbar.index.local.dense import DenseIndex, DenseParams, DenseSizing, ExactVectors
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int = 32) -> np.ndarray:

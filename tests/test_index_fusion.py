@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from index.fusion import FusionParams, fuse
+from akhbar.index.fusion import FusionParams, fuse
 
 
 def test_bonus_is_normalised_within_each_passage_language() -> None:

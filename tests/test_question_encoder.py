@@ -12,16 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from eval import metrics as m
-from eval.benchmarks import BUNDLED_DIR, load_xquad
-from index.question_encoder import (
+from akhbar.eval import metrics as m
+from akhbar.eval.benchmarks import BUNDLED_DIR, load_xquad
+from akhbar.index.question_encoder import (
     MAX_QUESTION_TOKENS,
     QuestionEncoder,
     QuestionEncoderError,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "eval" / "data" / "benchmarks"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-
-from index.answers import top_hits
-from index.base import Filters
-from service.qa import QAEngine
-from service.schemas import AskResponse, ask_response
+from akhbar.index.answers import top_hits
+from akhbar.index.base import Filters
+from akhbar.service.qa import QAEngine
+from akhbar.service.schemas import AskResponse, ask_response
 
 
 def ask(engine: QAEngine, *args) -> AskResponse:

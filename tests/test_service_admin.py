@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
 from fastapi.testclient import TestClient
 
 from akhbar.settings import Settings
-from service.app import create_app
-from service.qa import QAEngine
 
 KEY = "admin-key-for-tests"
 
@@ -118,7 +118,7 @@ def test_ingest_rebuild_ask_delete(admin: TestClient) -> None:
 
 
 def test_article_deleted_by_another_process_is_not_served(admin: TestClient) -> None:
-    from corpus.store import Store
+    from akhbar.corpus.store import Store
 
     first = admin.post("/v1/ask", json={"question": "data center de Dakhla", "k": 3}).json()
     victim = first["passages"][0]["citation"]["article_id"]

@@ -6,12 +6,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
+from akhbar.service.ratelimit import TokenBucketLimiter
 from fastapi.testclient import TestClient
 
 from akhbar.settings import Settings
-from service.app import create_app
-from service.qa import QAEngine
-from service.ratelimit import TokenBucketLimiter
 
 QUESTION = "Quelle capacité pour le data center de Dakhla ?"
 ADMIN = "s3cret-admin-key"
@@ -306,7 +306,7 @@ def test_configure_access_log_writes_plain_json_lines() -> None:
     import json
     import logging
 
-    from service.logs import ACCESS_LOGGER, configure_access_log
+    from akhbar.service.logs import ACCESS_LOGGER, configure_access_log
 
     logger = logging.getLogger(ACCESS_LOGGER)
     saved = (logger.handlers[:], logger.level, logger.propagate)

@@ -8,9 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-
-from index.answers import top_hits
-from service.batcher import QuestionBatcher
+from akhbar.index.answers import top_hits
+from akhbar.service.batcher import QuestionBatcher
 
 QUESTIONS = [
     "Quelle capacité pour le data center de Dakhla ?",

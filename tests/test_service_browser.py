@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
 
 from akhbar.settings import Settings
-from service.app import create_app
-from service.qa import QAEngine
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian package `chromium`
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"

@@ -14,13 +14,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from akhbar.settings import Settings
-from service.app import create_app
-from service.qa import QAEngine
 
 ADMIN = "hostile-admin-key"
 ASK = "hostile-ask-key"

@@ -26,9 +26,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from akhbar.service.qa import QUESTION_BATCH_TOKENS, QAEngine, QuestionError
 
 from akhbar.settings import Settings
-from service.qa import QUESTION_BATCH_TOKENS, QAEngine, QuestionError
 
 ROOT = Path(__file__).resolve().parents[1]
 CRASH = "ﷺ" * 8  # 24 UTF-8 bytes, 144 code points once NFKC-normalised
@@ -89,7 +89,7 @@ def server(hostile_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
+            [sys.executable, "-m", "uvicorn", "akhbar.service.app:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             cwd=ROOT, env=_env(hostile_home), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -217,7 +217,7 @@ def test_the_crash_payload_does_not_take_the_server_down(server: Server) -> None
 
 def _cli_ask(home: Path, question: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", "ask", question, "--json"],
+        [sys.executable, "-m", "akhbar.service.cli", "ask", question, "--json"],
         cwd=ROOT, env=_env(home), capture_output=True, text=True, errors="replace", timeout=300,
     )  # fmt: skip
 

@@ -6,14 +6,14 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import akhbar.service.routes.admin as admin_routes
 import pytest
+from akhbar.corpus.sources.fetch import FetchError, FetchResult
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
 from fastapi.testclient import TestClient
 
-import service.routes.admin as admin_routes
 from akhbar.settings import Settings
-from corpus.sources.fetch import FetchError, FetchResult
-from service.app import create_app
-from service.qa import QAEngine
 
 KEY = "admin-key-for-hostile-tests"
 AUTH = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}

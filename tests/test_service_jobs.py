@@ -6,10 +6,9 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from corpus.store import Store
-from index.base import BuildReport, Progress
-from service.jobs import JobManager, JobRunningError
+from akhbar.corpus.store import Store
+from akhbar.index.base import BuildReport, Progress
+from akhbar.service.jobs import JobManager, JobRunningError
 
 
 def _report() -> BuildReport:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from akhbar.corpus.store import Store
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
 from hypothesis import HealthCheck, settings
 
 from akhbar.settings import Settings
-from corpus.store import Store
-from service.app import create_app
-from service.qa import QAEngine
 
 KEY = "schema-admin-key"
 

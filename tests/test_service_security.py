@@ -7,15 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from akhbar.service.app import create_app
+from akhbar.service.auth import access_for, require_admin
+from akhbar.service.middleware import PAGE_CSP
+from akhbar.service.qa import QAEngine
+from akhbar.service.ratelimit import client_key
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from akhbar.settings import Settings
-from service.app import create_app
-from service.auth import access_for, require_admin
-from service.middleware import PAGE_CSP
-from service.qa import QAEngine
-from service.ratelimit import client_key
 
 ASK = "ask-key-for-tests"
 ADMIN = "admin-key-for-tests"

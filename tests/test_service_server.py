@@ -20,12 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from akhbar.corpus.store import Store
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
+from akhbar.service.server import uvicorn_config
 
 from akhbar.settings import Settings
-from corpus.store import Store
-from service.app import create_app
-from service.qa import QAEngine
-from service.server import uvicorn_config
 
 
 def _free_port() -> int:

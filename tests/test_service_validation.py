@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
+from akhbar.service.schemas import ArticleIn, AskRequest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from akhbar.settings import Settings
-from service.app import create_app
-from service.qa import QAEngine
-from service.schemas import ArticleIn, AskRequest
 
 QUESTION = "Quelle capacité pour le data center de Dakhla ?"
 ADMIN = "validation-admin-key"

@@ -8,14 +8,14 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from akhbar.corpus.ingest import ingest
+from akhbar.corpus.models import RawItem
+from akhbar.corpus.store import Store
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
 from fastapi.testclient import TestClient
 
 from akhbar.settings import Settings
-from corpus.ingest import ingest
-from corpus.models import RawItem
-from corpus.store import Store
-from service.app import create_app
-from service.qa import QAEngine
 
 QUESTION = "Quelle capacité pour le data center de Dakhla ?"
 

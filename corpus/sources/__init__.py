@@ -18,14 +18,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from corpus.models import RawItem
-from corpus.sources.decoding import Decoded, binary_reason, decode, text_problem
-from corpus.sources.feeds import looks_like_feed_text, parse_feed
-from corpus.sources.fetch import Fetcher, FetchError
-from corpus.sources.html import parse_html
-from corpus.sources.jsonl import parse_json_document, parse_jsonl
-from corpus.sources.rejection import Rejection, Skipped
-from corpus.sources.seed import looks_like_aggregator_page, parse_seed_page
+from akhbar.corpus.models import RawItem
+from akhbar.corpus.sources.decoding import Decoded, binary_reason, decode, text_problem
+from akhbar.corpus.sources.feeds import looks_like_feed_text, parse_feed
+from akhbar.corpus.sources.fetch import Fetcher, FetchError
+from akhbar.corpus.sources.html import parse_html
+from akhbar.corpus.sources.jsonl import parse_json_document, parse_jsonl
+from akhbar.corpus.sources.rejection import Rejection, Skipped
+from akhbar.corpus.sources.seed import looks_like_aggregator_page, parse_seed_page
 
 __all__ = ["Rejection", "Skipped", "iter_sources", "parse_content"]
 

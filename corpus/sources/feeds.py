@@ -8,10 +8,9 @@ from datetime import date
 from typing import Any
 
 import feedparser
-
-from corpus.dates import parse_date
-from corpus.models import RawItem
-from corpus.sources.rejection import Rejection
+from akhbar.corpus.dates import parse_date
+from akhbar.corpus.models import RawItem
+from akhbar.corpus.sources.rejection import Rejection
 
 _TAG = re.compile(r"<[^>]+>")
 _CHAR_REF = re.compile(r"&#([xX][0-9A-Fa-f]+|[0-9]+);?")

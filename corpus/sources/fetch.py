@@ -21,8 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
-
-from corpus.sources.decoding import charset_from_content_type
+from akhbar.corpus.sources.decoding import charset_from_content_type
 
 Resolver = Callable[[str, int], Sequence[str]]
 

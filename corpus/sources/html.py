@@ -6,10 +6,9 @@ import re
 from typing import Any
 
 import trafilatura
-
-from corpus.dates import parse_date
-from corpus.models import RawItem
-from corpus.sources.rejection import Rejection
+from akhbar.corpus.dates import parse_date
+from akhbar.corpus.models import RawItem
+from akhbar.corpus.sources.rejection import Rejection
 
 _HTML_LANG = re.compile(r"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]+)?)", re.I)
 _OG_LOCALE = re.compile(

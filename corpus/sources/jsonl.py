@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from corpus.dates import parse_date
-from corpus.models import RawItem
-from corpus.sources.rejection import Rejection
+from akhbar.corpus.dates import parse_date
+from akhbar.corpus.models import RawItem
+from akhbar.corpus.sources.rejection import Rejection
 
 # First present, non-empty field wins.
 _ID = ("id", "guid", "uid", "doc_id")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from corpus.dates import parse_date
-from corpus.models import RawItem
+from akhbar.corpus.dates import parse_date
+from akhbar.corpus.models import RawItem
 
 _TICKER_SPLIT = re.compile(r"[ \t\u00a0]{2,}|\t")
 _MIN_TICKER_HEADLINES = 3

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from akhbar.corpus.chunking import chunk_article
+from akhbar.corpus.ingest import ingest
+from akhbar.corpus.sources import iter_sources
+from akhbar.corpus.store import Store
 
 from akhbar.settings import Settings
-from corpus.chunking import chunk_article
-from corpus.ingest import ingest
-from corpus.sources import iter_sources
-from corpus.store import Store
 
 RESULTS_DIR = Path("eval/results/bench")
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from eval.bench.common import peak_rss_mb, sample_passages
+from akhbar.eval.bench.common import peak_rss_mb, sample_passages
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
         encode = model.passage
         tokens = sum(model.token_count(p) for p in passages)
     else:
-        from index.encoder import SentenceTransformerEncoder
+        from akhbar.index.encoder import SentenceTransformerEncoder
 
         enc = SentenceTransformerEncoder(
             "builtin:multilingual-e5-small", models_dir=models_dir, precision=engine

@@ -11,13 +11,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from akhbar.corpus.chunking import chunk_article
+from akhbar.corpus.store import Store
+from akhbar.eval.bench.common import RESULTS_DIR, bench_settings, write_result
+from akhbar.index.encoder import Encoder
+from akhbar.index.prepare import embed_text
+
 from akhbar.pipeline import chunking_params, run_index, run_ingest, sample_corpus_path
 from akhbar.settings import Settings
-from corpus.chunking import chunk_article
-from corpus.store import Store
-from eval.bench.common import RESULTS_DIR, bench_settings, write_result
-from index.encoder import Encoder
-from index.prepare import embed_text
 
 TARGET_RATIO = 0.67
 INCREMENT = 10

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from akhbar.eval.bench.common import RESULTS_DIR, bench_settings, percentiles, write_result
+from akhbar.eval.bench.questions import Workload
+from akhbar.eval.bench.server import serve
+from akhbar.eval.bench.synthetic import ensure_tier, sample_base
+from akhbar.index.encoder import Encoder
+from akhbar.service.qa import QAEngine
 
 from akhbar.pipeline import run_index, run_ingest, sample_corpus_path
 from akhbar.settings import Settings
-from eval.bench.common import RESULTS_DIR, bench_settings, percentiles, write_result
-from eval.bench.questions import Workload
-from eval.bench.server import serve
-from eval.bench.synthetic import ensure_tier, sample_base
-from index.encoder import Encoder
-from service.qa import QAEngine
 
 DEFAULT_CONCURRENCY = (1, 8, 32)
 TARGETS_100K = {"p50_ms_c1": 15.0, "p95_ms_c1": 40.0, "qps_c32": 150.0}

@@ -11,10 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-
-from index.encoder import SentenceTransformerEncoder
-from index.model_build import BUILTIN_NAME, ensure_builtin_model
-from index.question_encoder import QuestionEncoder
+from akhbar.index.encoder import SentenceTransformerEncoder
+from akhbar.index.model_build import BUILTIN_NAME, ensure_builtin_model
+from akhbar.index.question_encoder import QuestionEncoder
 
 Encode = Callable[[Sequence[str]], np.ndarray]
 

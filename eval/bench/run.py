@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from akhbar.eval.bench.common import RESULTS_DIR
+from akhbar.index.local.dense import DenseSizing
 from rich.console import Console
 from rich.table import Table
 
 from akhbar.settings import Settings
-from eval.bench.common import RESULTS_DIR
-from index.local.dense import DenseSizing
 
 ALL = ("encoders", "indexing", "latency", "scale", "peer")
 
@@ -46,8 +46,8 @@ def _table(title: str, rows: list[dict], columns: Sequence[str]) -> Table:
 
 
 def _encoder(settings: Settings):  # -> SentenceTransformerEncoder, loaded once per run
-    from index.model_build import ensure_builtin_model
-    from service.qa import load_encoder
+    from akhbar.index.model_build import ensure_builtin_model
+    from akhbar.service.qa import load_encoder
 
     ensure_builtin_model(settings.models_dir)
     return load_encoder(settings)
@@ -71,7 +71,7 @@ def run_benchmarks(
         if name != "encoders" and encoder is None:
             encoder = _encoder(settings)
         if name == "encoders":
-            from eval.bench.encoders import bench_encoders
+            from akhbar.eval.bench.encoders import bench_encoders
 
             res = bench_encoders(settings.models_dir, n=n)
             console.print(
@@ -104,12 +104,12 @@ def run_benchmarks(
                 )
             )
         elif name == "indexing":
-            from eval.bench.indexing import bench_indexing
+            from akhbar.eval.bench.indexing import bench_indexing
 
             res = bench_indexing(settings, encoder, articles=opt.articles, out_dir=opt.out_dir)
             _print_indexing(console, res)
         elif name == "latency":
-            from eval.bench.latency import bench_latency
+            from akhbar.eval.bench.latency import bench_latency
 
             res = bench_latency(
                 settings,
@@ -122,7 +122,7 @@ def run_benchmarks(
             )
             _print_latency(console, res)
         elif name == "scale":
-            from eval.bench.scale import bench_scale
+            from akhbar.eval.bench.scale import bench_scale
 
             res = bench_scale(
                 settings,
@@ -144,7 +144,7 @@ def run_benchmarks(
             )
             _print_scale(console, res)
         else:
-            from eval.bench.peer import bench_peer
+            from akhbar.eval.bench.peer import bench_peer
 
             res = bench_peer(
                 settings, encoder, articles=opt.articles, queries=opt.queries, out_dir=opt.out_dir
@@ -206,10 +206,3 @@ def _print_peer(console: Console, res: dict) -> None:
         f"ours search p50 / txtai: {res['p50_ratio_ours_search_over_txtai']:.2f}"
     )
 
-
-if __name__ == "__main__":  # the same command as `akhbar bench`
-    import sys
-
-    from service.cli import app
-
-    app(["bench", *sys.argv[1:]])

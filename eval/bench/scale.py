@@ -10,13 +10,10 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
-from akhbar.pipeline import dense_sizing, fusion_params
-from akhbar.settings import Settings
-from eval.bench.common import RESULTS_DIR, dir_size_mb, run_worker, write_result
-from eval.bench.questions import eval_set_questions
-from eval.bench.server import _env
-from eval.bench.synthetic import (
+from akhbar.eval.bench.common import RESULTS_DIR, dir_size_mb, run_worker, write_result
+from akhbar.eval.bench.questions import eval_set_questions
+from akhbar.eval.bench.server import _env
+from akhbar.eval.bench.synthetic import (
     BLOCK,
     SIGMA,
     Base,
@@ -25,11 +22,14 @@ from eval.bench.synthetic import (
     ensure_tier,
     sample_base,
 )
-from eval.retrieval import encode_batched
-from index.encoder import FAST_QUERY_BATCH, Encoder
-from index.local.chunktable import ChunkTable
-from index.local.dense import DenseIndex, DenseParams, DenseSizing
-from index.local.versions import read_manifest
+from akhbar.eval.retrieval import encode_batched
+from akhbar.index.encoder import FAST_QUERY_BATCH, Encoder
+from akhbar.index.local.chunktable import ChunkTable
+from akhbar.index.local.dense import DenseIndex, DenseParams, DenseSizing
+from akhbar.index.local.versions import read_manifest
+
+from akhbar.pipeline import dense_sizing, fusion_params
+from akhbar.settings import Settings
 
 DEFAULT_TIERS = (10_000, 100_000, 1_000_000)
 TARGET_RSS_MB_1M = 1536.0
@@ -73,7 +73,7 @@ def _worker(mode: str, settings: Settings, questions: list[str]) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8") as fh:
         json.dump(questions, fh, ensure_ascii=False)
         fh.flush()
-        return run_worker("eval.bench.scale_worker", mode, fh.name, env=_env(settings))
+        return run_worker("akhbar.eval.bench.scale_worker", mode, fh.name, env=_env(settings))
 
 
 def bench_scale(

@@ -15,14 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-from eval.bench.common import peak_rss_mb, percentiles, vm_rss_mb
-from eval.bench.questions import variant
+from akhbar.eval.bench.common import peak_rss_mb, percentiles, vm_rss_mb
+from akhbar.eval.bench.questions import variant
 
 
 def serve(questions: list[str]) -> dict:
+    from akhbar.index.answers import top_hits
+    from akhbar.service.qa import QAEngine
+
     from akhbar.settings import Settings
-    from index.answers import top_hits
-    from service.qa import QAEngine
 
     rss_start = vm_rss_mb()
     engine = QAEngine(Settings())
@@ -59,11 +60,12 @@ def serve(questions: list[str]) -> dict:
 
 
 def breakdown() -> dict:
+    from akhbar.index.lexical import LexicalIndex
+    from akhbar.index.local.chunktable import ChunkTable
+    from akhbar.index.local.dense import DenseIndex, DenseParams
+    from akhbar.index.local.versions import VersionStore, read_manifest
+
     from akhbar.settings import Settings
-    from index.lexical import LexicalIndex
-    from index.local.chunktable import ChunkTable
-    from index.local.dense import DenseIndex, DenseParams
-    from index.local.versions import VersionStore, read_manifest
 
     settings = Settings()
     path = VersionStore(settings.index_dir).current_path()

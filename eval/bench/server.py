@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from akhbar.service.qa import QAEngine
 
 from akhbar.settings import Settings
-from service.qa import QAEngine
 
 READY_TIMEOUT_S = 180.0
 
@@ -81,8 +81,7 @@ def serve(settings: Settings, engine: QAEngine | None = None) -> Iterator[Served
     base = f"http://127.0.0.1:{port}"
     if engine is not None:
         import uvicorn
-
-        from service.app import create_app
+        from akhbar.service.app import create_app
 
         app = create_app(settings.model_copy(update={"rate_limit_per_minute": 0}), engine)
         server = uvicorn.Server(
@@ -97,7 +96,7 @@ def serve(settings: Settings, engine: QAEngine | None = None) -> Iterator[Served
             server.should_exit = True
             thread.join(timeout=10)
         return
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app"]
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "akhbar.service.app:create_app"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     cmd += ["--no-access-log"]
     # stderr to a file, not a pipe: a pipe nobody reads would block a chatty server.

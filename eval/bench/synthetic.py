@@ -20,6 +20,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from akhbar.corpus.chunking import chunk_article
+from akhbar.corpus.ingest import ingest
+from akhbar.corpus.models import Article
+from akhbar.corpus.sources import iter_sources
+from akhbar.corpus.store import Store
+from akhbar.eval.bench.common import bench_settings
+from akhbar.index.cache import EmbeddingCache
+from akhbar.index.encoder import Encoder
+from akhbar.index.local.dense import DenseSizing
+from akhbar.index.local.versions import VersionStore
+from akhbar.index.prepare import embed_text, encode_with_cache
 
 from akhbar.pipeline import (
     chunking_params,
@@ -29,17 +40,6 @@ from akhbar.pipeline import (
     sample_corpus_path,
 )
 from akhbar.settings import LocalBackendSettings, Settings
-from corpus.chunking import chunk_article
-from corpus.ingest import ingest
-from corpus.models import Article
-from corpus.sources import iter_sources
-from corpus.store import Store
-from eval.bench.common import bench_settings
-from index.cache import EmbeddingCache
-from index.encoder import Encoder
-from index.local.dense import DenseSizing
-from index.local.versions import VersionStore
-from index.prepare import embed_text, encode_with_cache
 
 SIGMA = 0.015  # per-dimension noise: cosine to the source passage's vector is ~0.96
 BLOCK = 1 << 15
@@ -213,7 +213,7 @@ def ensure_tier(
     seed: int = 0,
 ) -> Tier:
     """Build tier ``n`` under ``work_dir`` (reused when a matching one is already there)."""
-    from index.local.build import build_index  # late: keeps this module cheap to import
+    from akhbar.index.local.build import build_index  # late: keeps this module cheap to import
 
     sizing = sizing or dense_sizing(settings)
     params = sizing.params(n)

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from corpus.models import Article
-from index.base import BuildReport, Progress, WritesNotSupportedError
-from index.cache import EmbeddingCache
-from index.encoder import Encoder
-from index.fusion import FusionParams
-from index.local.build import build_index
-from index.local.dense import DenseSizing
-from index.local.searcher import LocalReader
-from index.local.versions import VersionStore
-from index.prepare import ChunkingParams
+from akhbar.corpus.models import Article
+from akhbar.index.base import BuildReport, Progress, WritesNotSupportedError
+from akhbar.index.cache import EmbeddingCache
+from akhbar.index.encoder import Encoder
+from akhbar.index.fusion import FusionParams
+from akhbar.index.local.build import build_index
+from akhbar.index.local.dense import DenseSizing
+from akhbar.index.local.searcher import LocalReader
+from akhbar.index.local.versions import VersionStore
+from akhbar.index.prepare import ChunkingParams
 
 _NO_WRITES = "local backend: use build (`akhbar index`); it re-encodes only changed text"
 

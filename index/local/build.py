@@ -13,18 +13,17 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-
-from corpus.models import Article
-from index.base import BuildReport, Progress
-from index.cache import EmbeddingCache
-from index.encoder import Encoder
-from index.fusion import FusionParams
-from index.lexical import LexicalIndex
-from index.local.chunktable import ChunkTable
-from index.local.dense import DenseIndex, DenseSizing, chunk_int_id
-from index.local.versions import INDEX_FORMAT, VersionStore
-from index.model_build import file_digest
-from index.prepare import ChunkingParams, prepare
+from akhbar.corpus.models import Article
+from akhbar.index.base import BuildReport, Progress
+from akhbar.index.cache import EmbeddingCache
+from akhbar.index.encoder import Encoder
+from akhbar.index.fusion import FusionParams
+from akhbar.index.lexical import LexicalIndex
+from akhbar.index.local.chunktable import ChunkTable
+from akhbar.index.local.dense import DenseIndex, DenseSizing, chunk_int_id
+from akhbar.index.local.versions import INDEX_FORMAT, VersionStore
+from akhbar.index.model_build import file_digest
+from akhbar.index.prepare import ChunkingParams, prepare
 
 
 def _library_versions() -> dict[str, str]:

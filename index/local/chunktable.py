@@ -9,9 +9,8 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-
-from corpus.models import Article, Chunk
-from index.base import Passage
+from akhbar.corpus.models import Article, Chunk
+from akhbar.index.base import Passage
 
 NO_DATE = -1
 

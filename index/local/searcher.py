@@ -6,14 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from index.base import NO_FILTERS, Candidates, Filters, IndexIntegrityError, Mode, Passage
-from index.fusion import FusionParams, rank
-from index.lexical import LexicalIndex
-from index.local.chunktable import ChunkTable
-from index.local.dense import DenseIndex, DenseParams
-from index.local.versions import check_format, read_manifest
-from index.model_build import file_digest
+from akhbar.index.base import NO_FILTERS, Candidates, Filters, IndexIntegrityError, Mode, Passage
+from akhbar.index.fusion import FusionParams, rank
+from akhbar.index.lexical import LexicalIndex
+from akhbar.index.local.chunktable import ChunkTable
+from akhbar.index.local.dense import DenseIndex, DenseParams
+from akhbar.index.local.versions import check_format, read_manifest
+from akhbar.index.model_build import file_digest
 
 
 class LocalReader:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from index.base import BuildInProgressError, IndexIntegrityError, NoIndexError
+from akhbar.index.base import BuildInProgressError, IndexIntegrityError, NoIndexError
 
 MANIFEST = "manifest.json"
 # The one number a version folder's layout is known by: a version of another format is

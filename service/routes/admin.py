@@ -5,20 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, Security
-from starlette.concurrency import run_in_threadpool
-
-from akhbar.pipeline import run_index
-from corpus.ingest import ingest
-from corpus.models import IngestReport, RawItem
-from corpus.sources import iter_sources
-from corpus.sources.fetch import Fetcher
-from index.base import BuildReport, Progress
-from service.auth import bearer_scheme, require_admin
-from service.deps import EngineDep, SettingsDep
-from service.jobs import Job, JobManager, JobRunningError
-from service.qa import QAEngine
-from service.schemas import (
+from akhbar.corpus.ingest import ingest
+from akhbar.corpus.models import IngestReport, RawItem
+from akhbar.corpus.sources import iter_sources
+from akhbar.corpus.sources.fetch import Fetcher
+from akhbar.index.base import BuildReport, Progress
+from akhbar.service.auth import bearer_scheme, require_admin
+from akhbar.service.deps import EngineDep, SettingsDep
+from akhbar.service.jobs import Job, JobManager, JobRunningError
+from akhbar.service.qa import QAEngine
+from akhbar.service.schemas import (
     ArticleIn,
     DeletedOut,
     ErrorResponse,
@@ -28,6 +24,10 @@ from service.schemas import (
     JobProgress,
     Rejected,
 )
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, Security
+from starlette.concurrency import run_in_threadpool
+
+from akhbar.pipeline import run_index
 
 log = logging.getLogger(__name__)
 

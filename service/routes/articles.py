@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from akhbar.service.deps import EngineDep
+from akhbar.service.schemas import ArticleOut, ErrorResponse
 from fastapi import APIRouter, HTTPException
-
-from service.deps import EngineDep
-from service.schemas import ArticleOut, ErrorResponse
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"])
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from akhbar.index.base import Filters
+from akhbar.service.auth import require_ask_key
+from akhbar.service.deps import EngineDep
+from akhbar.service.ratelimit import rate_limit_ask
+from akhbar.service.schemas import AskRequest, AskResponse, ErrorResponse, ask_response
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
-
-from index.base import Filters
-from service.auth import require_ask_key
-from service.deps import EngineDep
-from service.ratelimit import rate_limit_ask
-from service.schemas import AskRequest, AskResponse, ErrorResponse, ask_response
 
 router = APIRouter(prefix="/v1", tags=["ask"])
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from akhbar.service.deps import EngineDep
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-
-from service.deps import EngineDep
 
 router = APIRouter(tags=["health"])
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from akhbar.service.deps import EngineDep
+from akhbar.service.schemas import OutletOut
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
-
-from service.deps import EngineDep
-from service.schemas import OutletOut
 
 router = APIRouter(prefix="/v1", tags=["articles"])
 
