@@ -1,7 +1,7 @@
 """Dispatch for ``akhbar bench``: run the chosen benchmarks and print their tables.
 
 The command line (its options: tiers, sizes, request counts, a work dir that keeps built
-tiers between runs) is in service/cli.py, with the other commands.
+tiers between runs) is in service/cli/, with the other commands.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from akhbar.eval.bench.common import RESULTS_DIR
-from akhbar.index.local.dense import DenseSizing
 from rich.console import Console
 from rich.table import Table
 
+from akhbar.eval.bench.common import RESULTS_DIR
+from akhbar.index.local.dense import DenseSizing
 from akhbar.settings import Settings
 
 ALL = ("encoders", "indexing", "latency", "scale", "peer")
@@ -205,4 +205,3 @@ def _print_peer(console: Console, res: dict) -> None:
         f"ours ask p50 / txtai: {res['p50_ratio_ours_ask_over_txtai']:.2f}; "
         f"ours search p50 / txtai: {res['p50_ratio_ours_search_over_txtai']:.2f}"
     )
-

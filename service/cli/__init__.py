@@ -1,44 +1,28 @@
-"""The ``akhbar`` command line."""
+"""The ``akhbar`` command line: the app and its commands; what they share is in
+``common.py``."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from akhbar.index.base import IndexStateError, NoIndexError
-from akhbar.index.local.versions import VersionStore
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.text import Text
 
-from akhbar.settings import Settings, default_home
-
-HELP = f"""Akhbar: ask questions in French, Spanish or English over news; get cited passages.
-
-Start with `akhbar quickstart` (the bundled sample corpus, then the web page), or
-`akhbar ingest PATH...`, `akhbar index`, `akhbar ask "QUESTION"`.
-
-Data (the article store, the built model, index versions, eval runs) lives in the
-directory AKHBAR_HOME names, else in {default_home()}, whichever directory you run
-from. `akhbar info` shows which, and what is in it. Other settings: AKHBAR_* variables
-(see akhbar/settings.py).
-"""
-
-# The time the built-in model's one-off build takes (measured 14-28 s on 2 cores).
-MODEL_BUILD_HINT = "about 15-30 s, once"
-NO_INDEX_HINT = (
-    "run `akhbar quickstart --no-serve` (the bundled sample), "
-    "or `akhbar ingest PATH...` then `akhbar index`"
+from akhbar.index.base import IndexStateError
+from akhbar.service.cli.common import (
+    HELP,
+    MODEL_BUILD_HINT,
+    NO_INDEX_HINT,
+    console,
+    ensure_model,
+    err,
+    fail,
+    load_settings,
+    progress,
+    require_index,
+    stages,
 )
 
 # Plain help: typer's rich help prints a type after every option (`--json <bool>`); the
@@ -52,12 +36,6 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="The embedding model.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(model_app, name="model")
-console = Console()
-err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    return Settings()
 
 
 @app.callback()
@@ -74,8 +52,9 @@ def _main(
         ),
     ] = 0,
 ) -> None:
-    from akhbar.service.logs import configure_cli_logging
     from rich.logging import RichHandler
+
+    from akhbar.service.logs import configure_cli_logging
 
     if verbose < 2:
         # The libraries' own tqdm bars (weights loading, shard writing) would break ours.
@@ -83,71 +62,6 @@ def _main(
         os.environ.setdefault("TQDM_DISABLE", "1")
     # Through rich, so log lines print above a live progress bar instead of through it.
     configure_cli_logging(verbose, RichHandler(console=err, show_path=False, log_time_format="%X"))
-
-
-def _fail(message: str) -> NoReturn:
-    # soft_wrap: one line, however narrow the terminal (or a test runner's 80 columns).
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
-
-
-def _stages(bar: Progress) -> Callable[[str, int, int], None]:
-    """A pipeline progress callback: one bar per stage, made when the stage first reports."""
-    tasks: dict[str, int] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
-    return progress
-
-
-def _ensure_model(settings: Settings, *, force: bool = False) -> None:
-    """Build the built-in model now if it is missing, under a progress bar, rather than
-    silently inside whatever loads it first."""
-    from akhbar.service.info import model_needs_build
-
-    if not force and not model_needs_build(settings):
-        return
-    from akhbar.index.model_build import ensure_builtin_model
-
-    # The build has no steps to count: an indeterminate (pulsing) bar and the time so far.
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        bar.add_task(f"building the offline model ({MODEL_BUILD_HINT})", total=None)
-        path = ensure_builtin_model(settings.models_dir, force=force)
-    err.print(f"model built at {path}")
-
-
-def _require_index(settings: Settings) -> str:
-    """The current index version, or exit with the command that makes one. Checked before
-    anything is loaded, so a mistaken home builds no model and creates no files."""
-    from rich.markup import escape
-
-    try:
-        return VersionStore(settings.index_dir).current_path().name
-    except NoIndexError:
-        _fail(escape(f"no index in {settings.home}: {NO_INDEX_HINT}"))
-    except IndexStateError as exc:
-        _fail(escape(str(exc)))
 
 
 @model_app.command("build")
@@ -161,10 +75,10 @@ def model_build(
     from akhbar.index.encoder import BUILTIN_PREFIX
     from akhbar.index.model_build import built_model_dir
 
-    settings = _settings()
+    settings = load_settings()
     if not settings.model.startswith(BUILTIN_PREFIX):
-        _fail(f"AKHBAR_MODEL is {settings.model!r}, not the built-in model: nothing to build")
-    _ensure_model(settings, force=force)
+        fail(f"AKHBAR_MODEL is {settings.model!r}, not the built-in model: nothing to build")
+    ensure_model(settings, force=force)
     console.print(f"model ready at {built_model_dir(settings.models_dir)}")
 
 
@@ -190,13 +104,13 @@ def ingest(
 
     from akhbar.pipeline import run_ingest
 
-    settings = _settings()
+    settings = load_settings()
     try:
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("ingest", total=None)
             report = run_ingest(settings, paths, on_item=lambda _o: bar.advance(task))
     except (sqlite3.Error, OSError) as exc:
-        _fail(escape(f"the store at {settings.store_path} failed: {exc}"))
+        fail(escape(f"the store at {settings.store_path} failed: {exc}"))
     # markup=False: file names and parser messages may hold rich's [tags].
     console.print(
         f"stored {report.stored}, duplicate {report.duplicate}, unchanged {report.unchanged}, "
@@ -214,7 +128,7 @@ def ingest(
         if len(report.skipped) > 10:
             console.print(f"  … and {len(report.skipped) - 10} more")
     if report.unreadable:
-        _fail(f"could not read {escape(', '.join(report.unreadable))}")
+        fail(f"could not read {escape(', '.join(report.unreadable))}")
     if strict and report.rejected:
         err.print(f"--strict: {report.rejected} rejected", markup=False)
         raise typer.Exit(2)
@@ -230,15 +144,15 @@ def index(
 
     With the same articles and settings as the current version, keeps that version and
     says so (--force builds anyway)."""
-    from akhbar.service.info import article_count
-    from akhbar.service.qa import load_encoder
     from rich.markup import escape
 
     from akhbar.pipeline import run_index, unchanged_version
+    from akhbar.service.info import article_count
+    from akhbar.service.qa import load_encoder
 
-    settings = _settings()
+    settings = load_settings()
     if not article_count(settings.store_path):
-        _fail(
+        fail(
             escape(
                 f"no articles in {settings.home}: run `akhbar ingest PATH...` first "
                 "(or `akhbar quickstart` for the bundled sample)"
@@ -251,13 +165,13 @@ def index(
             "--force builds a new version anyway"
         )
         return
-    _ensure_model(settings)
+    ensure_model(settings)
     encoder = load_encoder(settings)
-    with _progress() as bar:
+    with progress() as bar:
         try:
-            report = run_index(settings, encoder, progress=_stages(bar))
+            report = run_index(settings, encoder, progress=stages(bar))
         except (IndexStateError, ValueError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     console.print(
         f"index {report.version}: {report.articles} articles, {report.chunks} chunks; "
         f"encoded {report.encoded}, reused {report.reused} from cache; "
@@ -303,15 +217,15 @@ def ask(
             until=date.fromisoformat(until) if until else None,
         )
     except ValueError as exc:
-        _fail(f"bad date: {exc}")
-    settings = _settings()
-    _require_index(settings)
-    _ensure_model(settings)
+        fail(f"bad date: {exc}")
+    settings = load_settings()
+    require_index(settings)
+    ensure_model(settings)
     engine = QAEngine(settings)
     try:
         result = ask_response(engine.ask(question, k, filters))
     except (QuestionError, IndexStateError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         engine.close()
     if as_json:
@@ -354,15 +268,16 @@ def serve(
     Needs an index (see `akhbar index`) unless --allow-empty. The model and the index are
     loaded before the server listens; the address is printed once it answers."""
     import uvicorn
+
     from akhbar.service.app import create_app
     from akhbar.service.logs import configure_access_log
     from akhbar.service.qa import QAEngine
     from akhbar.service.server import uvicorn_config
 
-    settings = _settings()
-    version = None if allow_empty else _require_index(settings)
+    settings = load_settings()
+    version = None if allow_empty else require_index(settings)
     configure_access_log()
-    _ensure_model(settings)
+    ensure_model(settings)
     with err.status("loading the model and the index…"):
         engine = QAEngine(settings)
         engine.ready()
@@ -391,8 +306,8 @@ def quickstart(
     A second run reuses all three steps' work: nothing is rebuilt if nothing changed."""
     from akhbar.pipeline import sample_corpus_path
 
-    err.print(f"Akhbar home: {_settings().home.resolve()} (AKHBAR_HOME sets another)")
-    _ensure_model(_settings())
+    err.print(f"Akhbar home: {load_settings().home.resolve()} (AKHBAR_HOME sets another)")
+    ensure_model(load_settings())
     ingest([str(sample_corpus_path())])
     index(force=False)
     if not no_serve:
@@ -465,30 +380,30 @@ def eval_(
         with_set, benches = parse_benchmarks(benchmark or [])
         default_limit, limits = parse_limits(limit or [])
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     options = EvalOptions(
         eval_set=(eval_set or DEFAULT_EVAL_SET) if with_set else None,
         benchmarks=benches,
         limit=default_limit,
         limits=limits,
         max_docs=max_docs,
-        out=out or run_dir(_settings().home),
+        out=out or run_dir(load_settings().home),
         data_dir=data_dir,
     )
-    settings = _settings()
+    settings = load_settings()
     if backend is not None:
         from akhbar.pipeline import BACKENDS
 
         if backend not in BACKENDS:
-            _fail(f"unknown backend {backend!r}; choose one of {', '.join(sorted(BACKENDS))}")
+            fail(f"unknown backend {backend!r}; choose one of {', '.join(sorted(BACKENDS))}")
         settings = settings.model_copy(update={"backend": backend})
-    _ensure_model(settings)
+    ensure_model(settings)
     encoder = load_encoder(settings)
     # A long run stopped with `kill` should still remove its temporary indexes: SystemExit
     # unwinds the TemporaryDirectory contexts, a bare SIGTERM would not.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
-    with _progress() as bar:
-        report, written = run(settings, options, encoder, progress=_stages(bar))
+    with progress() as bar:
+        report, written = run(settings, options, encoder, progress=stages(bar))
     for table in summary_tables(report):
         console.print(table)
     for line in skipped(report):
@@ -509,11 +424,12 @@ def info(
     Reads files only: builds, loads and creates nothing."""
     import json
 
-    from akhbar.service.info import collect
     from rich.markup import escape
     from rich.table import Table
 
-    data = collect(_settings())
+    from akhbar.service.info import collect
+
+    data = collect(load_settings())
     if as_json:
         console.print_json(json.dumps(data))
         return
@@ -555,7 +471,7 @@ def _ints(option: str, text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        _fail(f"{option} takes comma-separated whole numbers, e.g. 1,8,32; got {text!r}")
+        fail(f"{option} takes comma-separated whole numbers, e.g. 1,8,32; got {text!r}")
 
 
 @app.command()
@@ -615,7 +531,7 @@ def bench(
 
     unknown = sorted(set(what or ()) - set(ALL))
     if unknown:
-        _fail(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(ALL)}")
+        fail(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(ALL)}")
     options = BenchOptions(
         articles=articles,
         requests=requests,
@@ -630,8 +546,8 @@ def bench(
     )
     if options.work_dir:
         options.work_dir.mkdir(parents=True, exist_ok=True)
-    settings = _settings()
-    _ensure_model(settings)
+    settings = load_settings()
+    ensure_model(settings)
     run_benchmarks(settings, list(what or ()), n=n, console=console, options=options)
 
 

@@ -1,0 +1,3 @@
+from akhbar.service.cli import main
+
+main()
