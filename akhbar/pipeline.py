@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from akhbar.corpus.ingest import ingest
 from akhbar.corpus.models import IngestReport
+from akhbar.corpus.poller import Poller, PollerOptions, PollResult
 from akhbar.corpus.sources import iter_sources
 from akhbar.corpus.sources.fetch import Fetcher
 from akhbar.corpus.store import Store
 from akhbar.index.base import BuildReport, IndexBackend, IndexStateError, Progress
 from akhbar.index.encoder import Encoder
 from akhbar.index.fusion import FusionParams
-from akhbar.index.local import LocalIndex
+from akhbar.index.local import DeltaPolicy, LocalIndex
 from akhbar.index.local.build import manifest_matches
 from akhbar.index.local.dense import DenseSizing
 from akhbar.index.local.versions import VersionStore, read_manifest
@@ -46,20 +49,52 @@ def dense_sizing(settings: Settings) -> DenseSizing:
     )
 
 
+def fetcher(settings: Settings) -> Fetcher:
+    """The SSRF-checked fetcher every URL read goes through (ingest, admin, feeds)."""
+    return Fetcher(
+        timeout=settings.fetch_timeout_s,
+        max_bytes=settings.fetch_max_bytes,
+        allow_private=settings.allow_private_urls,
+    )
+
+
+def feed_poller(
+    settings: Settings, store: Store, on_result: Callable[[PollResult], None] | None = None
+) -> Poller:
+    """The feed poller, landing items through the same ``ingest`` as `akhbar ingest`."""
+    feeds = settings.feeds
+    feed_fetcher = replace(
+        fetcher(settings), timeout=feeds.timeout_s, total_timeout=feeds.timeout_s
+    )
+    options = PollerOptions(
+        workers=feeds.workers,
+        timeout_s=feeds.timeout_s,
+        host_delay_s=feeds.host_delay_s,
+        full_text_below=feeds.full_text_below,
+        max_backoff_s=feeds.max_backoff_s,
+    )
+    return Poller(store, feed_fetcher, options, land=ingest, on_result=on_result)
+
+
 def run_ingest(
     settings: Settings,
     targets: Sequence[str],
     *,
     store: Store | None = None,
     on_item: Callable[[str], None] | None = None,
+    encoder: Encoder | None = None,
 ) -> IngestReport:
-    fetcher = Fetcher(timeout=settings.fetch_timeout_s, max_bytes=settings.fetch_max_bytes)
+    """Read ``targets`` into the store; with ``encoder``, then index what was committed
+    (``catch_up_index``), so it is answerable before any rebuild."""
     settings.home.mkdir(parents=True, exist_ok=True)
     own = store is None
     store = store or Store(settings.store_path)
     try:
-        items = iter_sources(targets, fetcher=fetcher, max_bytes=settings.fetch_max_bytes)
-        return ingest(store, items, on_item=on_item)
+        items = iter_sources(targets, fetcher=fetcher(settings), max_bytes=settings.fetch_max_bytes)
+        report = ingest(store, items, on_item=on_item)
+        if encoder is not None:
+            catch_up_index(open_backend(settings, encoder), store)
+        return report
     finally:
         if own:
             store.close()
@@ -84,6 +119,7 @@ def local_index(
         fusion=fusion_params(settings),
         sizing=dense_sizing(settings),
         keep_versions=settings.keep_versions,
+        policy=DeltaPolicy(settings.local.delta_max_chunks, settings.local.delta_max_age_s),
     )
 
 
@@ -101,11 +137,67 @@ def memory_index(
     )
 
 
+def database_url(settings: Settings) -> str:
+    """AKHBAR_DATABASE_URL, else the embedded database's (``akhbar db start``)."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    from akhbar.index.postgres.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(settings.home / "postgres")
+    url = embedded.url()
+    if url is None or not embedded.status().running:
+        raise IndexStateError(
+            "the postgres backend needs a database: set AKHBAR_DATABASE_URL, or run "
+            "`akhbar db start` for the embedded one"
+        )
+    return url
+
+
+def postgres_index(
+    settings: Settings,
+    encoder: Encoder,
+    chunking: ChunkingParams | None = None,
+    root: Path | None = None,
+) -> IndexBackend:
+    """The served index lives in the configured schema, which `akhbar db migrate` keeps
+    current. With a scratch ``root`` (eval, tests) it lives in a schema of its own named
+    from the folder, created on first use, so it never touches the served one."""
+    try:
+        from akhbar.index.postgres.backend import PostgresIndex
+    except ImportError as exc:
+        raise IndexStateError(
+            f"the postgres backend needs the postgres extra (pip install -e '.[postgres]'): {exc}"
+        ) from exc
+    pg = settings.postgres
+    namespace = pg.namespace
+    if root is not None:
+        digest = hashlib.sha1(str(root.absolute()).encode()).hexdigest()[:16]
+        namespace = f"{pg.namespace}_{digest}"
+    return PostgresIndex(
+        database_url(settings),
+        encoder,
+        namespace=namespace,
+        cache_path=embeddings_path(settings),
+        chunking=chunking or chunking_params(settings),
+        fusion=fusion_params(settings),
+        keep_versions=settings.keep_versions,
+        read_urls=tuple(u.get_secret_value() for u in settings.database_read_urls),
+        hnsw_min_passages=pg.hnsw_min_passages,
+        hnsw_m=pg.hnsw_m,
+        hnsw_ef_construction=pg.hnsw_ef_construction,
+        ef_search=pg.ef_search,
+        pool_size=pg.pool_size,
+        create_schema=root is not None,
+    )
+
+
 # The backends AKHBAR_BACKEND can name. Each is made from the settings and the encoder;
-# eval passes its own chunking and a scratch folder (where the backend keeps files).
+# eval passes its own chunking and a scratch folder (where the backend keeps files, or,
+# for postgres, which names its schema).
 BACKENDS: dict[str, Callable[..., IndexBackend]] = {
     "local": local_index,
     "memory": memory_index,
+    "postgres": postgres_index,
 }
 
 
@@ -129,12 +221,32 @@ def run_index(
     own = store is None
     store = store or Store(settings.store_path)
     try:
-        return open_backend(settings, encoder).build(
+        backend = open_backend(settings, encoder)
+        if isinstance(backend, LocalIndex):
+            # Read before the articles: what is committed during the build is after it,
+            # so the delta (carried over to the new version) keeps it.
+            seq = store.change_seq()
+            return backend.build(
+                store.iter_articles(),
+                corpus_checksum=store.checksum(),
+                progress=progress,
+                store_seq=seq,
+            )
+        return backend.build(
             store.iter_articles(), corpus_checksum=store.checksum(), progress=progress
         )
     finally:
         if own:
             store.close()
+
+
+def catch_up_index(backend: IndexBackend, store: Store) -> int:
+    """Make what the store committed searchable without a rebuild, for a backend that
+    follows the store (local: its delta); returns the articles read. Safe to call from
+    any process, any number of times."""
+    if isinstance(backend, LocalIndex) and backend.current_version() is not None:
+        return backend.catch_up(store)
+    return 0
 
 
 def unchanged_version(settings: Settings) -> str | None:

@@ -29,6 +29,64 @@ class LocalBackendSettings(BaseModel):
     compact_index_min: int = Field(
         500_000, ge=0, description="Above this many chunks HNSW stores 8-bit (SQ8) vectors."
     )
+    delta_max_chunks: int = Field(
+        10_000,
+        ge=1,
+        description="Passages written since the version was built (the delta, searched "
+        "exactly beside it) past which a serving process merges them into a new version.",
+    )
+    delta_max_age_s: float = Field(
+        3600.0, gt=0, description="A delta older than this is merged, whatever its size."
+    )
+    delta_poll_s: float = Field(
+        0.5,
+        gt=0,
+        description="How often a serving process looks for articles the store committed "
+        "and the delta has not read (another process's ingest): one small query.",
+    )
+
+
+class FeedSettings(BaseModel):
+    """The feed poller's knobs (`akhbar watch`, `akhbar serve --watch`): AKHBAR_FEEDS__*."""
+
+    timeout_s: float = Field(
+        20.0, gt=0, description="One fetch (a feed, an article page), redirects and body in."
+    )
+    workers: int = Field(8, ge=1, le=256, description="Feeds polled at the same time.")
+    host_delay_s: float = Field(
+        1.0, ge=0, description="Seconds between two article-page fetches to one host."
+    )
+    full_text_below: int = Field(
+        500,
+        ge=0,
+        description="A feed item with less text than this (characters) is a summary: its "
+        "article page is fetched and extracted.",
+    )
+    max_backoff_s: float = Field(
+        6 * 3600.0, gt=0, description="The longest wait after failures or a Retry-After."
+    )
+
+
+class PostgresBackendSettings(BaseModel):
+    """The postgres backend's own knobs: AKHBAR_POSTGRES__HNSW_MIN_PASSAGES, ..."""
+
+    namespace: str = Field(
+        "akhbar",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="The PostgreSQL schema holding the index.",
+    )
+    hnsw_min_passages: int = Field(
+        50_000,
+        ge=0,
+        description="A build of at least this many passages gets an HNSW index (halfvec); "
+        "below, searches are exact.",
+    )
+    hnsw_m: int = Field(16, ge=2, le=100)
+    hnsw_ef_construction: int = Field(64, ge=4, le=1000)
+    ef_search: int = Field(
+        100, ge=1, le=1000, description="HNSW search breadth (at least the candidate count)."
+    )
+    pool_size: int = Field(8, ge=1, description="Connections per API process and pool.")
 
 
 class Settings(BaseSettings):
@@ -70,13 +128,25 @@ class Settings(BaseSettings):
         "with questions encoded as the server encodes them (best F1; see eval/results).",
     )
 
-    backend: Literal["local", "memory"] = Field(
+    backend: Literal["local", "memory", "postgres"] = Field(
         "local",
-        description="Index backend: local (FAISS + bm25s version folders under the home) or "
-        "memory (numpy brute force in this process, the reference for tests and eval).",
+        description="Index backend: local (FAISS + bm25s version folders under the home), "
+        "memory (numpy brute force in this process, the reference for tests and eval) or "
+        "postgres (PostgreSQL + pgvector, shared by every API process; the postgres extra).",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL URL for the postgres backend (AKHBAR_DATABASE_URL). Unset: "
+        "the embedded database `akhbar db start` runs under the home.",
+    )
+    database_read_urls: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated URLs of streaming replicas the postgres backend reads "
+        "from (AKHBAR_DATABASE_READ_URLS); writes go to database_url.",
     )
     keep_versions: int = Field(3, ge=1, description="Index versions kept on disk.")
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)
+    postgres: PostgresBackendSettings = Field(default_factory=PostgresBackendSettings)
 
     admin_key: SecretStr | None = Field(None, description="Bearer key for admin routes.")
     ask_key: SecretStr | None = Field(
@@ -108,6 +178,20 @@ class Settings(BaseSettings):
 
     fetch_timeout_s: float = 15.0
     fetch_max_bytes: int = 10_000_000
+    allow_private_urls: bool = Field(
+        False,
+        description="Let URL ingest and feeds reach loopback, private and link-local "
+        "addresses (intranet feeds, tests). A risk: whoever can add a URL (admin key) can "
+        "then make the server read internal services. Cloud metadata addresses stay refused.",
+    )
+    feeds: FeedSettings = Field(default_factory=FeedSettings)
+
+    @field_validator("database_read_urls", mode="before")
+    @classmethod
+    def _read_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

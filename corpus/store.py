@@ -53,6 +53,18 @@ CREATE TABLE IF NOT EXISTS ingest_log (
     duplicate_of  TEXT,
     ts            TEXT NOT NULL
 );
+-- Every write to an article (insert, update, delete) in commit order, whichever code path
+-- made it: an index that follows the store reads what changed after its watermark.
+CREATE TABLE IF NOT EXISTS changes (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id    TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS articles_inserted AFTER INSERT ON articles
+    BEGIN INSERT INTO changes (article_id) VALUES (new.id); END;
+CREATE TRIGGER IF NOT EXISTS articles_updated AFTER UPDATE ON articles
+    BEGIN INSERT INTO changes (article_id) VALUES (new.id); END;
+CREATE TRIGGER IF NOT EXISTS articles_deleted AFTER DELETE ON articles
+    BEGIN INSERT INTO changes (article_id) VALUES (old.id); END;
 CREATE TABLE IF NOT EXISTS jobs (
     id            TEXT PRIMARY KEY,
     kind          TEXT NOT NULL,
@@ -65,6 +77,24 @@ CREATE TABLE IF NOT EXISTS jobs (
     created       REAL NOT NULL,
     started       REAL,
     finished      REAL
+);
+CREATE TABLE IF NOT EXISTS feeds (
+    url              TEXT PRIMARY KEY,
+    outlet           TEXT,
+    interval_s       REAL NOT NULL,
+    created          REAL NOT NULL,
+    next_poll        REAL NOT NULL,
+    etag             TEXT,
+    last_modified    TEXT,
+    ttl_s            REAL,
+    last_poll        REAL,
+    last_outcome     TEXT,
+    last_success     REAL,
+    last_error       TEXT,
+    last_error_at    REAL,
+    failures         INTEGER NOT NULL DEFAULT 0,
+    last_new_items   INTEGER NOT NULL DEFAULT 0,
+    total_new_items  INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -97,6 +127,40 @@ class JobRecord:
 
 
 _JOB_COLUMNS = "id, kind, status, stage, done, total, result, error, created, started, finished"
+
+
+@dataclass(slots=True)
+class FeedRecord:
+    """A feed subscription and where its poller stands (times are Unix seconds)."""
+
+    url: str
+    outlet: str | None
+    interval_s: float
+    created: float
+    next_poll: float
+    etag: str | None = None
+    last_modified: str | None = None
+    ttl_s: float | None = None  # the feed's own <ttl>, a floor under the interval
+    last_poll: float | None = None
+    last_outcome: str | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    failures: int = 0  # consecutive: the exponent of the backoff
+    last_new_items: int = 0
+    total_new_items: int = 0
+
+
+_FEED_COLUMNS = (
+    "url, outlet, interval_s, created, next_poll, etag, last_modified, ttl_s, last_poll,"
+    " last_outcome, last_success, last_error, last_error_at, failures, last_new_items,"
+    " total_new_items"
+)
+# What a poll changes (a subscription's url, outlet, interval and creation time it does not).
+_FEED_STATE = (
+    "next_poll, etag, last_modified, ttl_s, last_poll, last_outcome, last_success,"
+    " last_error, last_error_at, failures, last_new_items, total_new_items"
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -261,6 +325,25 @@ class Store:
         for row in rows:
             yield row[0], bytes(row[1])
 
+    def change_seq(self) -> int:
+        """The sequence number of the last committed article write (0: none yet). SQLite
+        serialises writers, so numbers are handed out in commit order."""
+        with self._lock:
+            row = self._conn.execute("SELECT MAX(seq) FROM changes").fetchone()
+        return int(row[0] or 0)
+
+    def changes_after(self, seq: int, limit: int = 10_000) -> tuple[list[str], int]:
+        """Ids of the articles written after ``seq`` (each once, oldest first, at most
+        ``limit`` writes read) and the sequence number the reading stopped at."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, article_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+        if not rows:
+            return [], seq
+        return list(dict.fromkeys(r[1] for r in rows)), int(rows[-1][0])
+
     def ingest_log(self, limit: int | None = None) -> list[LogEntry]:
         with self._lock:
             rows = self._conn.execute(
@@ -404,3 +487,55 @@ class Store:
                 " (SELECT id FROM jobs ORDER BY created DESC, rowid DESC LIMIT ?)",
                 (keep,),
             )
+
+    # -- feeds -----------------------------------------------------------------------------
+
+    def add_feed(self, feed: FeedRecord) -> bool:
+        """Subscribe; False (and nothing changed) if ``feed.url`` is already subscribed."""
+        values = tuple(getattr(feed, c.strip()) for c in _FEED_COLUMNS.split(","))
+        marks = ",".join("?" * len(values))
+        with self._lock:
+            cur = self._conn.execute(
+                f"INSERT OR IGNORE INTO feeds ({_FEED_COLUMNS}) VALUES ({marks})", values
+            )
+        return cur.rowcount > 0
+
+    def get_feed(self, url: str) -> FeedRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_FEED_COLUMNS} FROM feeds WHERE url = ?", (url,)
+            ).fetchone()
+        return FeedRecord(**dict(row)) if row else None
+
+    def list_feeds(self) -> list[FeedRecord]:
+        """Every subscription, the next due first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_FEED_COLUMNS} FROM feeds ORDER BY next_poll, url"
+            ).fetchall()
+        return [FeedRecord(**dict(row)) for row in rows]
+
+    def remove_feed(self, url: str) -> bool:
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM feeds WHERE url = ?", (url,))
+        return cur.rowcount > 0
+
+    def claim_feed(self, url: str, due: float, until: float) -> bool:
+        """Take a due feed for one poll by moving its next poll to ``until``; False if
+        another poller took it first (its next poll is no longer ``due``) or it is gone."""
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE feeds SET next_poll = ? WHERE url = ? AND next_poll = ?",
+                (until, url, due),
+            )
+        return cur.rowcount > 0
+
+    def save_feed_state(self, feed: FeedRecord) -> bool:
+        """Write a poll's outcome; an update only, so a feed removed meanwhile stays gone."""
+        names = [c.strip() for c in _FEED_STATE.split(",")]
+        with self._lock:
+            cur = self._conn.execute(
+                f"UPDATE feeds SET {', '.join(f'{n} = ?' for n in names)} WHERE url = ?",
+                (*(getattr(feed, n) for n in names), feed.url),
+            )
+        return cur.rowcount > 0

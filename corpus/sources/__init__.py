@@ -27,7 +27,7 @@ from akhbar.corpus.sources.jsonl import parse_json_document, parse_jsonl
 from akhbar.corpus.sources.rejection import Rejection, Skipped
 from akhbar.corpus.sources.seed import looks_like_aggregator_page, parse_seed_page
 
-__all__ = ["Rejection", "Skipped", "iter_sources", "parse_content"]
+__all__ = ["Rejection", "Skipped", "iter_sources", "parse_content", "parse_feed_document"]
 
 Item = RawItem | Rejection
 Walked = RawItem | Rejection | Skipped
@@ -122,6 +122,16 @@ def parse_content(
     if kind == "list":
         return [Rejection(source, "a feed list is read only from a local file named directly")]
     return _parse(decoded, kind, source, url)
+
+
+def parse_feed_document(data: bytes, source: str, *, charset: str | None = None) -> list[Item]:
+    """Items of a document read as RSS/Atom whatever it looks like: a subscribed feed's
+    URL that answers with an HTML page or garbage yields a Rejection, never an article."""
+    decoded = decode(data, charset)
+    problem = binary_reason(data, decoded)
+    if problem:
+        return [Rejection(source, problem)]
+    return _parse(decoded, "feed", source, None)
 
 
 def _parse(decoded: Decoded, kind: str, source: str, url: str | None) -> list[Item]:
