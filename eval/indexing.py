@@ -10,6 +10,8 @@ user's store and index versions are never written.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from itertools import chain
 from pathlib import Path
 
 from akhbar.corpus.models import Article
@@ -18,7 +20,6 @@ from akhbar.eval.benchmarks import Benchmark
 from akhbar.index.base import IndexReader, Progress
 from akhbar.index.encoder import Encoder
 from akhbar.index.prepare import ChunkingParams
-
 from akhbar.pipeline import open_backend, run_ingest, sample_corpus_path
 from akhbar.settings import Settings
 
@@ -40,16 +41,31 @@ def scratch_settings(user: Settings, home: Path) -> Settings:
 
 
 def build_sample_index(
-    user: Settings, encoder: Encoder, home: Path, progress: Progress | None = None
+    user: Settings,
+    encoder: Encoder,
+    home: Path,
+    progress: Progress | None = None,
+    extra: Iterable[Article] = (),
 ) -> tuple[IndexReader, dict[str, str]]:
-    """Ingest and index the bundled sample in ``home``; returns the opened index and the
-    language of every stored article (the passage side of the language slices)."""
+    """Ingest and index the bundled sample in ``home``, plus ``extra`` articles indexed
+    beside it (the eval set's distractors: indexed, not stored, so the sample's ingest
+    stays what the service does); returns the opened index and the language of every
+    article (the passage side of the language slices)."""
     settings = scratch_settings(user, home)
     run_ingest(settings, [str(sample_corpus_path())])
     backend = open_backend(settings, encoder)
+    extra = list(extra)
+    digest = hashlib.sha256()
+    for article in extra:
+        digest.update(f"{article.id}\t{article.text}\n".encode())
     with Store(settings.store_path) as store:
-        backend.build(store.iter_articles(), corpus_checksum=store.checksum(), progress=progress)
+        backend.build(
+            chain(store.iter_articles(), extra),
+            corpus_checksum=f"{store.checksum()}+{digest.hexdigest()[:16]}",
+            progress=progress,
+        )
         languages = {a.id: a.language for a in store.iter_articles(include_duplicates=True)}
+    languages.update({a.id: a.language for a in extra})
     return backend.open(), languages
 
 

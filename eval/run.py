@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from akhbar.eval.dataset import DEFAULT_EVAL_SET, load_eval_set
+from akhbar.eval.distractors import iter_distractors
 from akhbar.eval.evalset import evaluate_eval_set
 from akhbar.eval.indexing import build_sample_index
 from akhbar.eval.machine import commit_info, load_average, machine_info, now_iso
@@ -21,7 +22,6 @@ from akhbar.eval.public import BENCHMARKS, EXTRA, run_benchmark
 from akhbar.eval.report import write_report
 from akhbar.eval.retrieval import Progress
 from akhbar.index.encoder import Encoder
-
 from akhbar.settings import Settings
 
 # The committed report the README links to; a run writes here only when asked to
@@ -39,6 +39,9 @@ class EvalOptions:
     max_docs: int | None = None  # shrink benchmark pools (quick runs, tests)
     out: Path = COMMITTED_RESULTS
     data_dir: Path | None = None
+    # The eval set's corpus: the sample plus the bundled benchmarks' fr/es paragraphs
+    # (eval/distractors.py); False indexes the sample alone.
+    distractors: bool = True
 
     def limit_for(self, name: str) -> int | None:
         return self.limits.get(name, self.limit)
@@ -106,11 +109,15 @@ def run_eval_set(
     *,
     limit: int | None = None,
     progress: Progress | None = None,
+    distractors: bool = True,
 ) -> dict[str, Any]:
     items = load_eval_set(path)[:limit]
+    extra = list(iter_distractors()) if distractors else []
     with tempfile.TemporaryDirectory(prefix="akhbar-eval-sample-") as tmp:
         t0 = time.perf_counter()
-        searcher, languages = build_sample_index(settings, encoder, Path(tmp), progress)
+        searcher, languages = build_sample_index(
+            settings, encoder, Path(tmp), progress, extra=extra
+        )
         index_s = time.perf_counter() - t0
         try:
             result = evaluate_eval_set(items, searcher, encoder, languages, progress=progress)
@@ -118,6 +125,7 @@ def run_eval_set(
             searcher.close()
     result["set"] = str(path)
     result["limit"] = limit
+    result["corpus"] = {"articles": len(languages), "distractors": len(extra)}
     result["index_seconds"] = index_s
     return result
 
@@ -157,6 +165,7 @@ def run(
             options.eval_set,
             limit=options.limit_for(EVAL_SET),
             progress=progress,
+            distractors=options.distractors,
         )
         report["wall_s"][EVAL_SET] = time.perf_counter() - t0
         write_report(report, options.out)

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from akhbar.corpus.models import RawItem, make_article_id
 from akhbar.eval.dataset import (
     DEFAULT_EVAL_SET,
@@ -21,6 +22,7 @@ from akhbar.eval.dataset import (
     load_eval_set,
     qrels_from_items,
 )
+from akhbar.eval.distractors import distractor_texts
 
 SAMPLE = Path(__file__).resolve().parents[1] / "corpus" / "data" / "sample"
 SEED_TITLE = "Intelligence artificielle : un prompt Made in Morocco"
@@ -44,6 +46,9 @@ def _raw_texts() -> dict[str, str]:
     # to prove the answer is there.
     seed = RawItem(title=SEED_TITLE, body="", source="", kind="article", outlet="Les ECO")
     texts[make_article_id(seed)] = raw
+    # The harder corpus's paragraphs (bundled benchmarks): the Spanish-article questions'
+    # gold texts.
+    texts.update(distractor_texts())
     return texts
 
 
@@ -137,3 +142,31 @@ def test_duplicate_ids_rejected(tmp_path: Path) -> None:
     path.write_text((json.dumps(row) + "\n") * 2, encoding="utf-8")
     with pytest.raises(EvalSetError, match="duplicate id"):
         load_eval_set(path)
+
+
+# --- the harder corpus ------------------------------------------------------------------------
+
+
+def test_harder_corpus_distractors_load() -> None:
+    texts = distractor_texts()
+    assert len(texts) >= 1000
+    by_source = Counter(k.split("-")[0] for k in texts)
+    assert by_source["piaf"] >= 700 and by_source["xquad"] >= 240
+    assert all(t.strip() and not t.startswith("\ufeff") for t in texts.values())
+
+
+def test_spanish_article_questions(items: list[EvalItem]) -> None:
+    """At least 100 answerable questions over the Spanish paragraphs, asked in all three
+    languages, each answer string inside its one gold paragraph."""
+    texts = distractor_texts()
+    spanish = [i for i in items if any(g.startswith("xquad-es-") for g in i.gold_article_ids)]
+    assert len(spanish) >= 100
+    assert {i.language for i in spanish} == {"fr", "es", "en"}
+    assert min(Counter(i.language for i in spanish).values()) >= 25
+    for item in spanish:
+        (gold,) = item.gold_article_ids
+        assert item.answer in texts[gold], item.id
+
+
+def test_enough_unanswerable_questions_to_calibrate_by_folds(items: list[EvalItem]) -> None:
+    assert sum(not i.answerable for i in items) >= 60
