@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rich.table import Table
+
 from akhbar.eval.public import METRIC_COLUMNS
 from akhbar.eval.retrieval import MODES
-from rich.table import Table
 
 _SET_COLUMNS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_hit@5")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from akhbar.eval import metrics as m
 from akhbar.eval.benchmarks import (
     BUNDLED_DIR,
@@ -23,7 +24,6 @@ from akhbar.eval.benchmarks import (
 from akhbar.eval.indexing import build_benchmark_index
 from akhbar.eval.retrieval import MODES, ModeRun, Progress, Query, encode_batched, retrieve
 from akhbar.index.encoder import Encoder
-
 from akhbar.settings import Settings
 
 BENCHMARKS = ("xquad", "piaf", "xquad-r")  # what "all" runs

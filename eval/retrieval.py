@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from akhbar.index.answers import Hit, top_hits
 from akhbar.index.base import IndexReader, Mode, Progress
 from akhbar.index.encoder import Encoder

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import bm25s.stopwords as sw
 import Stemmer
+
 from akhbar.corpus.text import fold
 
 _WORD = re.compile(r"\w+", re.UNICODE)

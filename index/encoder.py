@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
+
 from akhbar.index.model_build import BUILTIN_NAME, ensure_builtin_model
 from akhbar.index.question_encoder import QuestionEncoder, question_encoder_entry
 

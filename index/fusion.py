@@ -40,6 +40,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 from akhbar.index.base import AnswerParams, Candidates, Mode
 
 

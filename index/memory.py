@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+
 from akhbar.corpus.models import Article
 from akhbar.index.base import (
     NO_FILTERS,

@@ -400,9 +400,10 @@ def ensure_builtin_model(models_dir: Path, *, force: bool = False) -> Path:
 
 
 def _build_into(src: Path, out: Path) -> None:
-    from akhbar.index.question_encoder import build_question_encoder
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    from akhbar.index.question_encoder import build_question_encoder
 
     f = read_e5_file(src)
     hf_dir = out / "_hf"

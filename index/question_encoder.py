@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from akhbar.index.model_build import file_digest
 
 QUESTION_ENCODER_DIR = "ct2-int8"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from akhbar.service.qa import QAEngine
 from fastapi import Depends, Request
 
+from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
 
 

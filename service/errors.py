@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 
-from akhbar.index.base import BuildInProgressError, IndexIntegrityError, NoIndexError
-from akhbar.service.qa import QuestionError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from akhbar.index.base import BuildInProgressError, IndexIntegrityError, NoIndexError
+from akhbar.service.qa import QuestionError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from akhbar.index.base import IndexStateError
 from akhbar.index.encoder import BUILTIN_PREFIX
 from akhbar.index.local.versions import VersionStore, read_manifest
 from akhbar.index.model_build import BUILDER_VERSION, SOURCE_PACKAGE, built_model_dir
-
 from akhbar.settings import HOME_ENV, Settings
 
 LIBRARIES = (

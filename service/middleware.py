@@ -14,12 +14,13 @@ import time
 import uuid
 from typing import Any
 
-from akhbar.service.auth import check_access
-from akhbar.service.logs import ACCESS_LOGGER
-from akhbar.service.metrics import Metrics
 from fastapi import HTTPException, Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from akhbar.service.auth import check_access
+from akhbar.service.logs import ACCESS_LOGGER
+from akhbar.service.metrics import Metrics
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 log = logging.getLogger(__name__)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, model_validator
+
 from akhbar.corpus.language import SERVED
 from akhbar.index.answers import Answer, Hit
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, model_validator
 
 
 def _no_number_as_date(value: Any) -> Any:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from akhbar.eval.bench.questions import QUESTIONS, Workload
 from akhbar.index.local.dense import DenseSizing
-
 from akhbar.settings import Settings
 
 
@@ -142,9 +142,10 @@ def test_peer_smoke(settings_for, encoder, tmp_path: Path) -> None:
 def test_cli_options_parse(settings_for, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`akhbar bench` is a typer command like the others: options parsed, bad ones refused
     with exit 1 and a message, not a traceback."""
+    from typer.testing import CliRunner
+
     from akhbar.eval.bench import run
     from akhbar.service.cli import app
-    from typer.testing import CliRunner
 
     with pytest.raises(SystemExit):
         run.run_benchmarks(Settings(), ["nope"], n=1, console=None)

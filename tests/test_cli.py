@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
+
 from akhbar.index.local.versions import VersionStore
 from akhbar.service import qa as service_qa
 from akhbar.service.cli import app
-from typer.testing import CliRunner, Result
-
 from akhbar.settings import Settings, default_home
 
 COMMANDS = ["ingest", "index", "ask", "serve", "quickstart", "eval", "info", "bench"]
@@ -184,6 +184,7 @@ class _Collect(logging.Handler):
 )
 def test_log_levels(verbosity: int, ours: set[str], theirs: set[str]) -> None:
     import bm25s  # noqa: F401 - sets its own logger to DEBUG on import
+
     from akhbar.service.logs import configure_cli_logging
 
     handler = _Collect()

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from akhbar.corpus.chunking import chunk_article, split_sentences
 from akhbar.corpus.ingest import clean_text, clean_title
 from akhbar.corpus.models import Article, RawItem

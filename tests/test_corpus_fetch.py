@@ -2,6 +2,7 @@ from collections.abc import Sequence
 
 import httpx
 import pytest
+
 from akhbar.corpus.sources import Rejection, iter_sources
 from akhbar.corpus.sources.fetch import Fetcher, FetchError, refusal_reason
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from akhbar.corpus.sources.fetch import Fetcher, FetchError, PinnedTransport
 
 PUBLIC = "93.184.216.34"

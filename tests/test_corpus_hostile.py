@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from akhbar.corpus.ingest import ingest
 from akhbar.corpus.models import IngestReport, RawItem
 from akhbar.corpus.sources import Rejection, Skipped, iter_sources, parse_content
 from akhbar.corpus.sources.fetch import FetchError, FetchResult
 from akhbar.corpus.store import Store
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 # Reproducible in CI (derandomize) and small enough for a 2-core runner.
 HOSTILE = settings(
@@ -563,8 +564,9 @@ def test_url_ingestion_turns_hostile_documents_into_rejections(tmp_path: Path) -
 
 
 def _cli(home: Path, *args: str) -> tuple[int, str]:
-    from akhbar.service.cli import app
     from typer.testing import CliRunner
+
+    from akhbar.service.cli import app
 
     result = CliRunner().invoke(app, ["ingest", *args], env={"AKHBAR_HOME": str(home)})
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception

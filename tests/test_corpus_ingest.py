@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from akhbar.corpus.ingest import clean_text, ingest
 from akhbar.corpus.models import RawItem
 from akhbar.corpus.sources import Rejection, iter_sources

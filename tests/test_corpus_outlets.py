@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from akhbar.corpus.ingest import ingest
 from akhbar.corpus.models import RawItem
 from akhbar.corpus.outlets import outlet_from_url

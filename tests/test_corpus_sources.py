@@ -2,6 +2,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
 from akhbar.corpus.models import RawItem
 from akhbar.corpus.sources import Rejection, Skipped, iter_sources
 from akhbar.corpus.sources.seed import parse_seed_page

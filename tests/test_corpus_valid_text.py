@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from akhbar.corpus.valid_text import first_invalid_character, is_valid_text
 from hypothesis import given
 from hypothesis import strategies as st
+
+from akhbar.corpus.valid_text import first_invalid_character, is_valid_text
 
 
 @pytest.mark.parametrize(

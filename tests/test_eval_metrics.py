@@ -6,6 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from ranx import Qrels as RanxQrels
+from ranx import Run as RanxRun
+from ranx import evaluate
+
 from akhbar.eval.metrics import (
     abstention_scores,
     aggregate_by_slice,
@@ -20,9 +24,6 @@ from akhbar.eval.metrics import (
     ndcg_at_k,
     recall_at_k,
 )
-from ranx import Qrels as RanxQrels
-from ranx import Run as RanxRun
-from ranx import evaluate
 
 RUN = {"q1": ["a", "b", "c", "d"], "q2": ["x", "y", "z"]}
 QRELS = {"q1": {"b": 1, "d": 1, "e": 1}, "q2": {"x": 2, "z": 1}}

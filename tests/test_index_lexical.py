@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from akhbar.index.analysis import analyze
 from akhbar.index.lexical import LexicalIndex
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from akhbar.corpus.chunking import chunk_article
 from akhbar.corpus.ingest import ingest
 from akhbar.corpus.models import RawItem
@@ -21,10 +22,9 @@ from akhbar.corpus.store import Store
 from akhbar.index.base import IndexIntegrityError
 from akhbar.index.local.searcher import LocalReader
 from akhbar.index.local.versions import INDEX_FORMAT, VersionStore
+from akhbar.pipeline import embeddings_path, run_index
 from akhbar.service.qa import QAEngine
 from akhbar.service.schemas import AskResponse, ask_response
-
-from akhbar.pipeline import embeddings_path, run_index
 
 
 def ask(engine: QAEngine, *args) -> AskResponse:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from akhbar.corpus.chunking import split_sentences
 from akhbar.corpus.sources.seed import parse_seed_page
 

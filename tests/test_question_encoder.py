@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from akhbar.eval import metrics as m
 from akhbar.eval.benchmarks import BUNDLED_DIR, load_xquad
 from akhbar.index.question_encoder import (
@@ -19,8 +22,6 @@ from akhbar.index.question_encoder import (
     QuestionEncoder,
     QuestionEncoderError,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "eval" / "data" / "benchmarks"

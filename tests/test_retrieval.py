@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+
 from akhbar.index.answers import top_hits
 from akhbar.index.base import Filters
 from akhbar.service.qa import QAEngine

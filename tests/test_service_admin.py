@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from akhbar.service.app import create_app
-from akhbar.service.qa import QAEngine
 from fastapi.testclient import TestClient
 
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
 
 KEY = "admin-key-for-tests"

@@ -6,11 +6,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
+
 from akhbar.service.app import create_app
 from akhbar.service.qa import QAEngine
 from akhbar.service.ratelimit import TokenBucketLimiter
-from fastapi.testclient import TestClient
-
 from akhbar.settings import Settings
 
 QUESTION = "Quelle capacité pour le data center de Dakhla ?"

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+
 from akhbar.index.answers import top_hits
 from akhbar.service.batcher import QuestionBatcher
 

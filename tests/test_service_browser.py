@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from akhbar.service.app import create_app
 from akhbar.service.qa import QAEngine
-
 from akhbar.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian package `chromium`

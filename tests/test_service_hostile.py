@@ -14,12 +14,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from akhbar.service.app import create_app
-from akhbar.service.qa import QAEngine
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
 
 ADMIN = "hostile-admin-key"

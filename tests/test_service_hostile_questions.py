@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from akhbar.service.qa import QUESTION_BATCH_TOKENS, QAEngine, QuestionError
 
+from akhbar.service.qa import QUESTION_BATCH_TOKENS, QAEngine, QuestionError
 from akhbar.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

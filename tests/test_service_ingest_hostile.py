@@ -6,13 +6,13 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-import akhbar.service.routes.admin as admin_routes
 import pytest
+from fastapi.testclient import TestClient
+
+import akhbar.service.routes.admin as admin_routes
 from akhbar.corpus.sources.fetch import FetchError, FetchResult
 from akhbar.service.app import create_app
 from akhbar.service.qa import QAEngine
-from fastapi.testclient import TestClient
-
 from akhbar.settings import Settings
 
 KEY = "admin-key-for-hostile-tests"

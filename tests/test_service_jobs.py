@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from akhbar.corpus.store import Store
 from akhbar.index.base import BuildReport, Progress
 from akhbar.service.jobs import JobManager, JobRunningError

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from hypothesis import HealthCheck, settings
+
 from akhbar.corpus.store import Store
 from akhbar.service.app import create_app
 from akhbar.service.qa import QAEngine
-from hypothesis import HealthCheck, settings
-
 from akhbar.settings import Settings
 
 KEY = "schema-admin-key"

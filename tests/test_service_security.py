@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
 from akhbar.service.app import create_app
 from akhbar.service.auth import access_for, require_admin
 from akhbar.service.middleware import PAGE_CSP
 from akhbar.service.qa import QAEngine
 from akhbar.service.ratelimit import client_key
-from fastapi.routing import APIRoute
-from fastapi.testclient import TestClient
-
 from akhbar.settings import Settings
 
 ASK = "ask-key-for-tests"

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from akhbar.corpus.store import Store
 from akhbar.service.app import create_app
 from akhbar.service.qa import QAEngine
 from akhbar.service.server import uvicorn_config
-
 from akhbar.settings import Settings
 
 

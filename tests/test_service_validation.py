@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from akhbar.service.app import create_app
-from akhbar.service.qa import QAEngine
-from akhbar.service.schemas import ArticleIn, AskRequest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from akhbar.service.app import create_app
+from akhbar.service.qa import QAEngine
+from akhbar.service.schemas import ArticleIn, AskRequest
 from akhbar.settings import Settings
 
 QUESTION = "Quelle capacité pour le data center de Dakhla ?"

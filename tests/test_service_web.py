@@ -8,13 +8,13 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+
 from akhbar.corpus.ingest import ingest
 from akhbar.corpus.models import RawItem
 from akhbar.corpus.store import Store
 from akhbar.service.app import create_app
 from akhbar.service.qa import QAEngine
-from fastapi.testclient import TestClient
-
 from akhbar.settings import Settings
 
 QUESTION = "Quelle capacité pour le data center de Dakhla ?"

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import feedparser
+
 from akhbar.corpus.dates import parse_date
 from akhbar.corpus.models import RawItem
 from akhbar.corpus.sources.rejection import Rejection

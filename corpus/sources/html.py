@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import trafilatura
+
 from akhbar.corpus.dates import parse_date
 from akhbar.corpus.models import RawItem
 from akhbar.corpus.sources.rejection import Rejection

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from akhbar.corpus.chunking import chunk_article
 from akhbar.corpus.ingest import ingest
 from akhbar.corpus.sources import iter_sources
 from akhbar.corpus.store import Store
-
 from akhbar.settings import Settings
 
 RESULTS_DIR = Path("eval/results/bench")

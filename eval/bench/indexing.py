@@ -16,7 +16,6 @@ from akhbar.corpus.store import Store
 from akhbar.eval.bench.common import RESULTS_DIR, bench_settings, write_result
 from akhbar.index.encoder import Encoder
 from akhbar.index.prepare import embed_text
-
 from akhbar.pipeline import chunking_params, run_index, run_ingest, sample_corpus_path
 from akhbar.settings import Settings
 

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
 from akhbar.eval.bench.common import RESULTS_DIR, bench_settings, percentiles, write_result
 from akhbar.eval.bench.questions import Workload
 from akhbar.eval.bench.server import serve
 from akhbar.eval.bench.synthetic import ensure_tier, sample_base
 from akhbar.index.encoder import Encoder
-from akhbar.service.qa import QAEngine
-
 from akhbar.pipeline import run_index, run_ingest, sample_corpus_path
+from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
 
 DEFAULT_CONCURRENCY = (1, 8, 32)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from akhbar.corpus.language import detect_language
 from akhbar.eval.bench.common import RESULTS_DIR, bench_settings, percentiles, write_result
 from akhbar.eval.bench.indexing import JSONL, chunk_embed_texts, write_slice
@@ -19,9 +20,8 @@ from akhbar.eval.bench.questions import Workload
 from akhbar.index.answers import top_hits
 from akhbar.index.encoder import Encoder
 from akhbar.index.model_build import BUILTIN_NAME
-from akhbar.service.qa import QAEngine
-
 from akhbar.pipeline import run_index, run_ingest, sample_corpus_path
+from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
 from akhbar.index.encoder import SentenceTransformerEncoder
 from akhbar.index.model_build import BUILTIN_NAME, ensure_builtin_model
 from akhbar.index.question_encoder import QuestionEncoder

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
 from akhbar.eval.bench.common import RESULTS_DIR, dir_size_mb, run_worker, write_result
 from akhbar.eval.bench.questions import eval_set_questions
 from akhbar.eval.bench.server import _env
@@ -27,7 +28,6 @@ from akhbar.index.encoder import FAST_QUERY_BATCH, Encoder
 from akhbar.index.local.chunktable import ChunkTable
 from akhbar.index.local.dense import DenseIndex, DenseParams, DenseSizing
 from akhbar.index.local.versions import read_manifest
-
 from akhbar.pipeline import dense_sizing, fusion_params
 from akhbar.settings import Settings
 

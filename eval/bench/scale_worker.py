@@ -22,7 +22,6 @@ from akhbar.eval.bench.questions import variant
 def serve(questions: list[str]) -> dict:
     from akhbar.index.answers import top_hits
     from akhbar.service.qa import QAEngine
-
     from akhbar.settings import Settings
 
     rss_start = vm_rss_mb()
@@ -64,7 +63,6 @@ def breakdown() -> dict:
     from akhbar.index.local.chunktable import ChunkTable
     from akhbar.index.local.dense import DenseIndex, DenseParams
     from akhbar.index.local.versions import VersionStore, read_manifest
-
     from akhbar.settings import Settings
 
     settings = Settings()

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from akhbar.service.qa import QAEngine
 
+from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
 
 READY_TIMEOUT_S = 180.0
@@ -81,6 +81,7 @@ def serve(settings: Settings, engine: QAEngine | None = None) -> Iterator[Served
     base = f"http://127.0.0.1:{port}"
     if engine is not None:
         import uvicorn
+
         from akhbar.service.app import create_app
 
         app = create_app(settings.model_copy(update={"rate_limit_per_minute": 0}), engine)

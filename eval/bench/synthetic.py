@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from akhbar.corpus.chunking import chunk_article
 from akhbar.corpus.ingest import ingest
 from akhbar.corpus.models import Article
@@ -31,7 +32,6 @@ from akhbar.index.encoder import Encoder
 from akhbar.index.local.dense import DenseSizing
 from akhbar.index.local.versions import VersionStore
 from akhbar.index.prepare import embed_text, encode_with_cache
-
 from akhbar.pipeline import (
     chunking_params,
     dense_sizing,

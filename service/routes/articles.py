@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from fastapi import APIRouter, HTTPException
+
 from akhbar.service.deps import EngineDep
 from akhbar.service.schemas import ArticleOut, ErrorResponse
-from fastapi import APIRouter, HTTPException
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"])
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+
 from akhbar.index.base import Filters
 from akhbar.service.auth import require_ask_key
 from akhbar.service.deps import EngineDep
 from akhbar.service.ratelimit import rate_limit_ask
 from akhbar.service.schemas import AskRequest, AskResponse, ErrorResponse, ask_response
-from fastapi import APIRouter, Depends, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/v1", tags=["ask"])
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import fastapi_offline
-from akhbar.service.routes.ops import STATIC_DIR
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
+
+from akhbar.service.routes.ops import STATIC_DIR
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 _ASSETS = {

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from akhbar.service.deps import EngineDep
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+
+from akhbar.service.deps import EngineDep
 
 router = APIRouter(tags=["health"])
 

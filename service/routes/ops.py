@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from akhbar.service.deps import EngineDep
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+
+from akhbar.service.deps import EngineDep
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from akhbar.service.deps import EngineDep
-from akhbar.service.schemas import OutletOut
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
+
+from akhbar.service.deps import EngineDep
+from akhbar.service.schemas import OutletOut
 
 router = APIRouter(prefix="/v1", tags=["articles"])
 

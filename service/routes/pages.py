@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from akhbar.service.deps import EngineDep
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+
+from akhbar.service.deps import EngineDep
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 
