@@ -39,6 +39,7 @@ from akhbar.corpus.sources.fetch import Fetcher, FetchError, FetchTimeout, Unres
 from akhbar.corpus.sources.html import parse_html
 from akhbar.corpus.sources.rejection import Rejection
 from akhbar.corpus.store import FeedRecord, Store
+from akhbar.corpus.valid_text import first_invalid_character
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ MIN_INTERVAL_S = 60.0
 MAX_INTERVAL_S = 7 * 86_400.0
 DEFAULT_EVERY = "15m"
 MAX_URL_CHARS = 2000
+MAX_OUTLET_CHARS = 200
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 # RSS 2.0's <ttl> (minutes) sits in the channel head; bytes, so any ASCII-based encoding.
@@ -89,21 +91,64 @@ def check_feed_url(url: str, fetcher: Fetcher) -> str:
         raise FeedError("the feed URL is empty")
     if len(url) > MAX_URL_CHARS:
         raise FeedError(f"the feed URL is over {MAX_URL_CHARS} characters")
+    if (bad := first_invalid_character(url)) is not None or not url.isprintable():
+        what = bad.describe() if bad else "a space or control character"
+        raise FeedError(f"the feed URL contains {what}")
+    if any(ch.isspace() for ch in url):
+        raise FeedError("the feed URL contains a space")
     try:
         fetcher.check_url(url)
     except UnresolvedHost:
         pass
     except FetchError as exc:
         raise FeedError(str(exc)) from exc
+    except ValueError as exc:  # urlsplit on a malformed host ("http://[")
+        raise FeedError(f"not a URL: {exc}") from exc
     return url
+
+
+def check_outlet(outlet: str | None) -> str | None:
+    """The outlet name a subscription gives its items: spaces collapsed, None if blank."""
+    if outlet is None:
+        return None
+    if (bad := first_invalid_character(outlet)) is not None:
+        raise FeedError(f"the outlet name contains {bad.describe()}")
+    name = " ".join(outlet.split())
+    if len(name) > MAX_OUTLET_CHARS:
+        raise FeedError(f"the outlet name is over {MAX_OUTLET_CHARS} characters")
+    return name or None
 
 
 def new_feed(url: str, outlet: str | None, interval_s: float, now: float) -> FeedRecord:
     """A subscription due at once."""
-    outlet = " ".join(outlet.split()) if outlet else None
     return FeedRecord(
         url=url, outlet=outlet or None, interval_s=interval_s, created=now, next_poll=now
     )
+
+
+class FeedExists(FeedError):
+    """The URL is already subscribed."""
+
+
+def subscribe(
+    store: Store,
+    fetcher: Fetcher,
+    url: str,
+    *,
+    outlet: str | None = None,
+    every: str = DEFAULT_EVERY,
+    now: float | None = None,
+) -> FeedRecord:
+    """Check and store a subscription, due at once (the CLI's and the API's one way in)."""
+    feed = new_feed(
+        check_feed_url(url, fetcher),
+        check_outlet(outlet),
+        parse_every(every),
+        time.time() if now is None else now,
+    )
+    if not store.add_feed(feed):
+        raise FeedExists(f"{feed.url} is already subscribed")
+    return feed
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -434,13 +479,16 @@ __all__ = [
     "DEFAULT_EVERY",
     "OUTCOMES",
     "FeedError",
+    "FeedExists",
     "HostPacer",
     "Poller",
     "PollerOptions",
     "PollResult",
     "check_feed_url",
+    "check_outlet",
     "format_every",
     "new_feed",
     "parse_every",
     "retry_after_seconds",
+    "subscribe",
 ]

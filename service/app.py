@@ -6,6 +6,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
 from akhbar.service.errors import install_error_handlers
 from akhbar.service.jobs import JobManager
 from akhbar.service.metrics import Metrics
@@ -18,11 +22,7 @@ from akhbar.service.middleware import (
 )
 from akhbar.service.qa import QAEngine
 from akhbar.service.ratelimit import TokenBucketLimiter
-from akhbar.service.routes import admin, articles, ask, docs, health, ops, outlets, pages
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-
+from akhbar.service.routes import admin, articles, ask, docs, feeds, health, ops, outlets, pages
 from akhbar.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, engine: QAEngine | None = None)
     app.include_router(ask.router)
     app.include_router(articles.router)
     app.include_router(admin.router)
+    app.include_router(feeds.router)
     app.include_router(ops.router)
     app.include_router(outlets.router)
     app.include_router(pages.router)

@@ -78,7 +78,7 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def access_for(method: str, path: str) -> Access:
     """The key a request needs. Anything not named public needs at least the ask key, so a
     route added later is closed by default."""
-    if path.startswith(_ADMIN_PREFIXES) or path in ("/v1/index", "/v1/jobs"):
+    if path.startswith(_ADMIN_PREFIXES) or path in ("/v1/index", "/v1/jobs", "/v1/feeds"):
         return "admin"
     if (path == "/v1/articles" or path.startswith("/v1/articles/")) and (
         method.upper() not in _READ_METHODS

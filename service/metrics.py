@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from akhbar.corpus.models import IngestReport
-from akhbar.service.schemas import AskResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from akhbar.corpus.models import IngestReport
+from akhbar.corpus.poller import PollResult
+from akhbar.service.schemas import AskResponse
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_FEED_LAG_BUCKETS = (0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 class Metrics:
@@ -51,6 +54,25 @@ class Metrics:
             registry=r,
         )
 
+        self.feed_polls = Counter(
+            "akhbar_feed_polls",
+            "Feed polls, by outcome (ok, not_modified, error, timeout, invalid).",
+            ["outcome"],
+            registry=r,
+        )
+        self.feed_items = Counter(
+            "akhbar_feed_items",
+            "Items read from feeds and landed, by ingest outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.feed_lag = Histogram(
+            "akhbar_feed_lag_seconds",
+            "How long after it was due a feed's poll started.",
+            buckets=_FEED_LAG_BUCKETS,
+            registry=r,
+        )
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.request_seconds.labels(route, method, str(status)).observe(seconds)
 
@@ -61,6 +83,13 @@ class Metrics:
     def observe_ingest(self, report: IngestReport) -> None:
         for outcome in ("stored", "duplicate", "unchanged", "rejected"):
             self.ingest_items.labels(outcome).inc(getattr(report, outcome))
+
+    def observe_feed_poll(self, result: PollResult) -> None:
+        self.feed_polls.labels(result.outcome).inc()
+        self.feed_lag.observe(result.lag_s)
+        if result.report is not None:
+            for outcome in ("stored", "duplicate", "unchanged", "rejected"):
+                self.feed_items.labels(outcome).inc(getattr(result.report, outcome))
 
     def set_index(self, version: str | None, chunks: int) -> None:
         # Only the version served now is reported, so old versions do not linger as series.
