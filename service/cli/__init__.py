@@ -24,6 +24,7 @@ from akhbar.service.cli.common import (
     require_index,
     stages,
 )
+from akhbar.service.cli.feeds import background_poller, feeds_app, watch
 
 # Plain help: typer's rich help prints a type after every option (`--json <bool>`); the
 # plain layout shows flags as flags and values by their metavar.
@@ -36,6 +37,8 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="The embedding model.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(model_app, name="model")
+app.add_typer(feeds_app, name="feeds")
+app.command()(watch)
 
 
 @app.callback()
@@ -262,11 +265,21 @@ def serve(
             "(for example through the admin API).",
         ),
     ] = False,
+    watch_feeds: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Also poll the feed subscriptions in this process (as `akhbar watch`); "
+            "the feed metrics then appear on /metrics.",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API and web page.
 
     Needs an index (see `akhbar index`) unless --allow-empty. The model and the index are
     loaded before the server listens; the address is printed once it answers."""
+    from contextlib import nullcontext
+
     import uvicorn
 
     from akhbar.service.app import create_app
@@ -286,8 +299,15 @@ def serve(
         f"index {version or 'none yet: run `akhbar index`'}",
         soft_wrap=True,
     )
+    web = create_app(settings, engine)
+    watching = (
+        background_poller(settings, web.state.metrics.observe_feed_poll)
+        if watch_feeds
+        else nullcontext()
+    )
     try:
-        uvicorn.Server(uvicorn_config(create_app(settings, engine), settings, host, port)).run()
+        with watching:
+            uvicorn.Server(uvicorn_config(web, settings, host, port)).run()
     finally:
         engine.close()
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, Security
+from starlette.concurrency import run_in_threadpool
+
 from akhbar.corpus.ingest import ingest
 from akhbar.corpus.models import IngestReport, RawItem
 from akhbar.corpus.sources import iter_sources
-from akhbar.corpus.sources.fetch import Fetcher
 from akhbar.index.base import BuildReport, Progress
+from akhbar.pipeline import fetcher, run_index
 from akhbar.service.auth import bearer_scheme, require_admin
 from akhbar.service.deps import EngineDep, SettingsDep
 from akhbar.service.jobs import Job, JobManager, JobRunningError
@@ -24,10 +27,6 @@ from akhbar.service.schemas import (
     JobProgress,
     Rejected,
 )
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, Security
-from starlette.concurrency import run_in_threadpool
-
-from akhbar.pipeline import run_index
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +58,11 @@ def _ingest(engine: QAEngine, settings: SettingsDep, body: IngestRequest) -> Ing
     items = [_raw_item(a) for a in body.articles]
     report = ingest(engine.store, items)
     if body.urls:
-        fetcher = Fetcher(timeout=settings.fetch_timeout_s, max_bytes=settings.fetch_max_bytes)
         # Only http(s) URLs reach here (HttpUrl): a client can never make us read local files.
         sources = iter_sources(
-            [str(u) for u in body.urls], fetcher=fetcher, max_bytes=settings.fetch_max_bytes
+            [str(u) for u in body.urls],
+            fetcher=fetcher(settings),
+            max_bytes=settings.fetch_max_bytes,
         )
         report.add(ingest(engine.store, sources))
     return report
