@@ -6,6 +6,7 @@ The clock is injected: no test waits for a schedule, only for HTTP on loopback.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from feed_server import Conditional, FeedServer, atom, fixed, page, rss, serving, stories
 
+from akhbar.corpus.models import IngestReport
 from akhbar.corpus.poller import (
     FeedError,
     HostPacer,
@@ -297,6 +299,28 @@ def test_a_restarted_poller_resumes_with_conditional_gets(server: FeedServer, tm
         assert len(list(store.iter_articles())) == 3
 
 
+def test_a_poll_whose_landing_fails_keeps_no_validators(server: FeedServer, store: Store):
+    """Were the ETag saved, the next poll would get a 304 and the items would never land."""
+    feed = Conditional(lambda: rss([(s, None) for s in STORIES[:2]]))
+    server.routes["/rss"] = feed
+    clock = Clock()
+    subscribe(store, server.url("/rss"), clock)
+
+    def broken_store(_store: Store, _items: object) -> IngestReport:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    failing = Poller(store, fetcher(), PollerOptions(jitter=0.0), land=broken_store, clock=clock)
+    (result,) = failing.poll_due()
+    assert result.outcome == "error" and "disk I/O error" in (result.error or "")
+    state = store.get_feed(server.url("/rss"))
+    assert state is not None and state.etag is None and state.last_modified is None
+
+    clock.now = result.next_poll
+    (again,) = poller(store, clock).poll_due()
+    assert again.outcome == "ok" and again.new_items == 2
+    assert feed.full_responses == 2
+
+
 def test_two_pollers_on_one_store_poll_each_due_feed_once(server: FeedServer, tmp_path: Path):
     feed = Conditional(lambda: rss([(STORIES[0], None)]))
     server.routes["/rss"] = feed
@@ -405,7 +429,16 @@ def test_private_urls_are_refused_without_the_opt_in(server: FeedServer, store: 
     # Cloud metadata stays refused even with the opt-in.
     with pytest.raises(FeedError, match="metadata"):
         check_feed_url("http://169.254.169.254/latest/", fetcher())
-    for bad in ("", "ftp://example.org/feed", "file:///etc/passwd", "http:///nohost", "x" * 3000):
+    for bad in (
+        "",
+        "ftp://example.org/feed",
+        "file:///etc/passwd",
+        "http:///nohost",
+        "http://[",
+        "http://example.org/a b",
+        "http://example.org/\udcff",  # an undecodable byte from the command line
+        "x" * 3000,
+    ):
         with pytest.raises(FeedError):
             check_feed_url(bad, fetcher())
 
