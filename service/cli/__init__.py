@@ -24,6 +24,7 @@ from akhbar.service.cli.common import (
     require_index,
     stages,
 )
+from akhbar.service.cli.db import db_app
 from akhbar.service.cli.feeds import background_poller, feeds_app, watch
 
 # Plain help: typer's rich help prints a type after every option (`--json <bool>`); the
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="The embedding model.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(model_app, name="model")
+app.add_typer(db_app, name="db")
 app.add_typer(feeds_app, name="feeds")
 app.command()(watch)
 

@@ -1,0 +1,349 @@
+"""The PostgreSQL + pgvector backend: every API process on every machine shares one index.
+
+Builds make a new generation beside the served one and switch to it in one transaction
+(the old one stays readable until it is dropped, ``keep_versions`` generations later);
+upserts and deletes change the served generation in one transaction each, answerable
+as soon as it commits. Versions are "<generation>.<write>" (see ``generation.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from akhbar.corpus.models import Article
+from akhbar.index.base import (
+    BuildInProgressError,
+    BuildReport,
+    IndexIntegrityError,
+    NoIndexError,
+    Passage,
+    Progress,
+)
+from akhbar.index.cache import EmbeddingCache
+from akhbar.index.encoder import Encoder
+from akhbar.index.fusion import FusionParams
+from akhbar.index.postgres import generation as gen
+from akhbar.index.postgres.reader import PostgresReader
+from akhbar.index.postgres.schema import check, check_namespace, migrate, use_namespace
+from akhbar.index.prepare import ChunkingParams, prepare
+
+_BUILD_LOCK = 0x616B6862756C64  # "akhbuld": one build at a time per database
+
+
+class PostgresIndex:
+    name = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        encoder: Encoder,
+        *,
+        namespace: str,
+        cache_path: Path | None,
+        chunking: ChunkingParams,
+        fusion: FusionParams,
+        keep_versions: int = 3,
+        read_urls: tuple[str, ...] = (),
+        hnsw_min_passages: int = 50_000,
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 64,
+        ef_search: int = 100,
+        pool_size: int = 4,
+        create_schema: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.namespace = check_namespace(namespace)
+        self.cache_path = cache_path
+        self.chunking = chunking
+        self.fusion = fusion
+        self.keep_versions = keep_versions
+        self.hnsw_min_passages = hnsw_min_passages
+        self.hnsw = {"m": hnsw_m, "ef_construction": hnsw_ef_construction}
+        self.ef_search = ef_search
+        self._url = url
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            if create_schema:
+                migrate(conn, self.namespace)
+            check(conn, self.namespace)
+        self._pool = self._open_pool(url, pool_size)
+        # Reads go to the replicas when there are any (one pool over the first; a list
+        # is for a load balancer in front, or future round-robin), writes to the primary.
+        self._read_pool = self._open_pool(read_urls[0], pool_size) if read_urls else None
+
+    def _open_pool(self, url: str, size: int) -> ConnectionPool:
+        namespace = self.namespace
+
+        def configure(conn: psycopg.Connection) -> None:
+            use_namespace(conn, namespace)
+            conn.commit()
+
+        pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=size,
+            configure=configure,
+            kwargs={"connect_timeout": 10},
+            open=False,
+        )
+        pool.open(wait=True, timeout=30)
+        return pool
+
+    def close(self) -> None:
+        self._pool.close()
+        if self._read_pool is not None:
+            self._read_pool.close()
+
+    # -- reading ------------------------------------------------------------------------
+    def current_version(self) -> str | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT g.generation, g.seq FROM index_state s "
+                "JOIN index_generations g ON g.generation = s.generation"
+            ).fetchone()
+        return None if row is None else f"{row[0]}.{row[1]}"
+
+    def open(self, version: str | None = None) -> PostgresReader:
+        name = version or self.current_version()
+        if name is None:
+            raise NoIndexError(
+                f"no index in the database (schema {self.namespace!r}): run `akhbar index`"
+            )
+        try:
+            generation, seq = (int(x) for x in name.split("."))
+        except ValueError:
+            raise IndexIntegrityError(f"not a postgres index version: {name!r}") from None
+        # A replica that has not replayed this version yet: read it from the primary.
+        for pool in (p for p in (self._read_pool, self._pool) if p is not None):
+            with pool.connection() as conn:
+                row = conn.execute(
+                    "SELECT g.manifest, g.kept_from, g.languages, g.seq, w.passages, w.tokens "
+                    "FROM index_generations g LEFT JOIN index_writes w "
+                    "ON w.generation = g.generation AND w.seq = %s "
+                    "WHERE g.generation = %s AND g.state <> 'building'",
+                    [seq, generation],
+                ).fetchone()
+            if row is not None and row[3] >= seq:
+                return self._reader(pool, generation, seq, row)
+        raise IndexIntegrityError(f"no index version {name!r} in the database")
+
+    def _reader(self, pool: ConnectionPool, generation: int, seq: int, row) -> PostgresReader:
+        manifest, kept_from, languages, _, passages, tokens = row
+        if manifest.get("format") != gen.FORMAT:
+            raise IndexIntegrityError(
+                f"index generation {generation} has format {manifest.get('format')}, this "
+                f"release reads {gen.FORMAT}: rebuild with `akhbar index`"
+            )
+        if (manifest.get("model"), manifest.get("dimension")) != (
+            self.encoder.name,
+            self.encoder.dimension,
+        ):
+            raise IndexIntegrityError(
+                f"index {generation}.{seq} was built with model {manifest.get('model')!r} "
+                f"(dimension {manifest.get('dimension')}), but the service runs "
+                f"{self.encoder.name!r} (dimension {self.encoder.dimension}): rebuild with "
+                "`akhbar index`"
+            )
+        if seq < kept_from or passages is None:
+            raise IndexIntegrityError(
+                f"index version {generation}.{seq} is no longer kept (the last "
+                f"{self.keep_versions} writes are)"
+            )
+        return PostgresReader(
+            pool,
+            generation=generation,
+            seq=seq,
+            manifest=manifest,
+            passages=int(passages),
+            tokens=int(tokens),
+            languages=languages,
+            ef_search=self.ef_search,
+        )
+
+    # -- writing --------------------------------------------------------------------------
+    def _prepare(
+        self, articles: Iterable[Article], progress: Progress | None = None
+    ) -> tuple[list[tuple[Passage, np.ndarray]], set[str], int, float]:
+        cache = (
+            EmbeddingCache.for_encoder(self.cache_path, self.encoder) if self.cache_path else None
+        )
+        try:
+            prep = prepare(
+                articles,
+                encoder=self.encoder,
+                cache=cache,
+                chunking=self.chunking,
+                progress=progress,
+            )
+        finally:
+            if cache:
+                cache.close()
+        sentences = prep.encoded.sentences
+        rows = []
+        for i, chunk in enumerate(prep.chunks):
+            a = prep.articles[chunk.article_id]
+            sv = None if sentences is None else np.asarray(sentences[i], np.float16)
+            passage = Passage(chunk, a.title, a.outlet, a.url, a.published, a.kind, sv)
+            rows.append((passage, prep.encoded.vectors[i]))
+        return rows, set(prep.articles), prep.encoded.encoded, prep.encoded.seconds
+
+    def _manifest(self, corpus_checksum: str, hnsw: bool) -> dict:
+        return {
+            "format": gen.FORMAT,
+            "backend": self.name,
+            "model": self.encoder.name,
+            "dimension": self.encoder.dimension,
+            "chunking": asdict(self.chunking),
+            "fusion": self.fusion.to_dict(),
+            "corpus_checksum": corpus_checksum,
+            "hnsw": self.hnsw if hnsw else None,
+        }
+
+    def build(
+        self,
+        articles: Iterable[Article],
+        *,
+        corpus_checksum: str,
+        progress: Progress | None = None,
+    ) -> BuildReport:
+        t0 = time.perf_counter()
+        rows, ids, encoded, seconds = self._prepare(articles, progress)
+        if not rows:
+            raise ValueError("nothing to index: the store has no articles (run `akhbar ingest`)")
+        with psycopg.connect(self._url, connect_timeout=10) as conn:
+            use_namespace(conn, self.namespace)
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", [_BUILD_LOCK]).fetchone()
+            if not got or not got[0]:
+                raise BuildInProgressError("another build is writing this index: wait for it")
+            conn.commit()
+            try:
+                return self._build(conn, rows, ids, corpus_checksum, progress, t0, encoded,
+                                   seconds)  # fmt: skip
+            finally:
+                conn.rollback()
+                conn.execute("SELECT pg_advisory_unlock(%s)", [_BUILD_LOCK])
+                conn.commit()
+
+    def _build(self, conn, rows, ids, corpus_checksum, progress, t0, encoded, seconds):
+        # Generations a crashed build left half-made: nobody reads them (we hold the lock).
+        for (orphan,) in conn.execute(
+            "SELECT generation FROM index_generations WHERE state = 'building'"
+        ).fetchall():
+            gen.drop(conn, orphan)
+            conn.execute("DELETE FROM index_generations WHERE generation = %s", [orphan])
+        hnsw = len(rows) >= self.hnsw_min_passages
+        manifest = self._manifest(corpus_checksum, hnsw)
+        (number,) = conn.execute("SELECT nextval('index_generation_seq')").fetchone()
+        conn.execute(
+            "INSERT INTO index_generations (generation, state, manifest) "
+            "VALUES (%s, 'building', %s)",
+            [number, psycopg.types.json.Jsonb(manifest)],
+        )
+        gen.create(conn, number, self.encoder.dimension)
+        conn.commit()
+        if progress:
+            progress("write", 0, len(rows))
+        passages, tokens, languages = gen.insert(conn, number, rows, 0)
+        if progress:
+            progress("write", len(rows), len(rows))
+        if hnsw:
+            gen.create_hnsw(
+                conn, number, self.encoder.dimension, self.hnsw["m"], self.hnsw["ef_construction"]
+            )
+        conn.execute(sql.SQL("ANALYZE {}").format(gen.tables(number)[0]))
+        conn.execute(sql.SQL("ANALYZE {}").format(gen.tables(number)[1]))
+        conn.execute(
+            "INSERT INTO index_writes (generation, seq, passages, tokens) VALUES (%s, 0, %s, %s)",
+            [number, passages, tokens],
+        )
+        conn.execute(
+            "UPDATE index_generations SET languages = %s WHERE generation = %s",
+            [sorted(languages), number],
+        )
+        conn.commit()
+        # The switch: one transaction, under the lock writers take.
+        conn.execute("SELECT generation FROM index_state FOR UPDATE")
+        conn.execute("UPDATE index_generations SET state = 'retired' WHERE state = 'live'")
+        conn.execute("UPDATE index_generations SET state = 'live' WHERE generation = %s", [number])
+        conn.execute("UPDATE index_state SET generation = %s", [number])
+        conn.commit()
+        pruned = self._prune(conn)
+        return BuildReport(
+            version=f"{number}.0",
+            path=None,
+            articles=len(ids),
+            chunks=passages,
+            encoded=encoded,
+            reused=passages - encoded,
+            seconds=time.perf_counter() - t0,
+            encode_seconds=seconds,
+            pruned=pruned,
+        )
+
+    def _prune(self, conn: psycopg.Connection) -> list[str]:
+        """Drop retired generations beyond the newest ``keep_versions``."""
+        old = conn.execute(
+            "SELECT generation FROM index_generations WHERE state = 'retired' "
+            "ORDER BY generation DESC OFFSET %s",
+            [max(self.keep_versions - 1, 0)],
+        ).fetchall()
+        for (number,) in old:
+            conn.execute("DELETE FROM index_generations WHERE generation = %s", [number])
+            gen.drop(conn, number)
+            conn.commit()
+        return [str(n) for (n,) in old]
+
+    def _write(self, rows: list[tuple[Passage, np.ndarray]], article_ids: set[str]) -> str:
+        """One write to the served generation, in one transaction: the articles' live
+        passages removed, ``rows`` added, the statistics of the new version recorded."""
+        with self._pool.connection() as conn:
+            state = conn.execute(
+                "SELECT g.generation, g.seq, g.manifest FROM index_state s "
+                "JOIN index_generations g ON g.generation = s.generation FOR UPDATE"
+            ).fetchone()
+            if state is None:
+                raise NoIndexError(
+                    f"no index in the database (schema {self.namespace!r}) to write to: "
+                    "run `akhbar index` first"
+                )
+            number, seq, manifest = state
+            if (manifest["model"], manifest["dimension"]) != (
+                self.encoder.name,
+                self.encoder.dimension,
+            ):
+                raise IndexIntegrityError(
+                    f"the served index was built with model {manifest['model']!r}: rebuild "
+                    "with `akhbar index` before writing with another model"
+                )
+            seq += 1
+            gone, gone_tokens = gen.remove(conn, number, article_ids, seq)
+            added, added_tokens, languages = gen.insert(conn, number, rows, seq)
+            conn.execute(
+                "INSERT INTO index_writes (generation, seq, passages, tokens) "
+                "SELECT generation, %s, passages - %s + %s, tokens - %s + %s "
+                "FROM index_writes WHERE generation = %s AND seq = %s",
+                [seq, gone, added, gone_tokens, added_tokens, number, seq - 1],
+            )
+            kept_from = max(0, seq - self.keep_versions + 1)
+            conn.execute(
+                "UPDATE index_generations SET seq = %s, kept_from = %s, "
+                "languages = ARRAY(SELECT DISTINCT unnest(languages || %s::text[]) ORDER BY 1) "
+                "WHERE generation = %s",
+                [seq, kept_from, sorted(languages), number],
+            )
+            gen.collect(conn, number, kept_from)
+        return f"{number}.{seq}"
+
+    def upsert(self, articles: Iterable[Article]) -> str:
+        rows, ids, _, _ = self._prepare(articles)
+        return self._write(rows, ids)
+
+    def delete(self, article_ids: Iterable[str]) -> str:
+        return self._write([], set(article_ids))

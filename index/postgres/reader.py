@@ -1,0 +1,233 @@
+"""Searching one version of a PostgreSQL index: filtered kNN and BM25 in SQL, fused here.
+
+Scores as the reference backend does (``index/memory.py``): the dense side's best
+``max(candidates, 4k)`` passages among those the filters allow, the lexical side's best as
+many by BM25 (the question analysed in each passage's language), every candidate scored
+by both, ranked by ``index/fusion.py``. BM25 is bm25s's (Lucene's) formula over this
+version's statistics: the passage count and token total recorded by each write, and each
+term's document frequency counted from its postings at query time (the scan that scores
+the matching passages reads them anyway). The filters run in SQL, on both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import bm25s
+import numpy as np
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from akhbar.corpus.models import Chunk
+from akhbar.index.analysis import analyze_cached
+from akhbar.index.base import (
+    NO_FILTERS,
+    Candidates,
+    Filters,
+    IndexIntegrityError,
+    Mode,
+    Passage,
+)
+from akhbar.index.fusion import FusionParams, rank
+from akhbar.index.postgres.generation import tables, vector_literal
+
+# The same BM25 as the local and memory backends' LexicalIndex: bm25s's defaults.
+_BM25 = bm25s.BM25()
+K1, B = float(_BM25.k1), float(_BM25.b)
+
+
+def _where(filters: Filters) -> tuple[sql.Composable, dict]:
+    """The version's live rows (``%(seq)s``) that the filters allow, on alias ``c``."""
+    parts = [sql.SQL("c.added <= %(seq)s AND (c.removed IS NULL OR c.removed > %(seq)s)")]
+    params: dict = {}
+    if filters.languages:
+        parts.append(sql.SQL("c.language = ANY(%(f_languages)s)"))
+        params["f_languages"] = list(filters.languages)
+    if filters.outlets:
+        parts.append(sql.SQL("c.outlet_key = ANY(%(f_outlets)s)"))
+        params["f_outlets"] = [o.casefold() for o in filters.outlets]
+    if filters.since is not None:
+        parts.append(sql.SQL("c.published >= %(f_since)s"))
+        params["f_since"] = filters.since
+    if filters.until is not None:
+        parts.append(sql.SQL("c.published <= %(f_until)s"))
+        params["f_until"] = filters.until
+    return sql.SQL(" AND ").join(parts), params
+
+
+class PostgresReader:
+    """Version (generation, seq) of an index. Safe to share between threads: each call
+    takes its own connection from the pool."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        generation: int,
+        seq: int,
+        manifest: dict,
+        passages: int,
+        tokens: int,
+        languages: Sequence[str],
+        ef_search: int,
+    ) -> None:
+        self._pool = pool
+        self.generation = generation
+        self.seq = seq
+        self.version = f"{generation}.{seq}"
+        self.manifest = {**manifest, "version": self.version}
+        self.fusion = FusionParams(**manifest["fusion"])
+        self.answer_params = self.fusion.answer_params()
+        self._passages = passages
+        self._avg_tokens = tokens / passages if passages else 1.0
+        self._languages = sorted(languages)
+        self._dimension = int(manifest["dimension"])
+        self._hnsw = manifest.get("hnsw") is not None
+        self._ef_search = ef_search
+        self._chunks, self._postings = tables(generation)
+
+    @property
+    def count(self) -> int:
+        return self._passages
+
+    def search(
+        self,
+        query_vector: np.ndarray,
+        question: str,
+        k: int,
+        filters: Filters = NO_FILTERS,
+        mode: Mode = "hybrid",
+    ) -> Candidates:
+        if not self._passages:
+            return Candidates.empty()
+        n_cand = max(self.fusion.candidates, 4 * k)
+        where, params = _where(filters)
+        params |= {"seq": self.seq, "q": vector_literal(query_vector), "n": n_cand}
+        if self._hnsw:
+            # Candidates from the half-precision HNSW graph; the filters are checked as
+            # the scan goes, which continues until n_cand rows pass (iterative scan).
+            order = sql.SQL("c.embedding::halfvec({d}) <#> %(q)s::halfvec({d})").format(
+                d=sql.Literal(self._dimension)
+            )
+        else:
+            order = sql.SQL("c.embedding <#> %(q)s::vector")
+        dense_sql = sql.SQL(
+            "SELECT c.key, -(c.embedding <#> %(q)s::vector), c.language FROM {chunks} c "
+            "WHERE {where} ORDER BY {order} LIMIT %(n)s"
+        ).format(chunks=self._chunks, where=where, order=order)
+        with self._pool.connection() as conn:
+            if self._hnsw:
+                conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+                conn.execute(
+                    sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
+                        sql.Literal(max(self._ef_search, n_cand))
+                    )
+                )
+            dense_rows = conn.execute(dense_sql, params).fetchall()
+            if self._hnsw:
+                # Ranked again by the exact fp32 cosine, as the reference ranks them.
+                dense_rows.sort(key=lambda r: -r[1])
+            lexical_rows = self._lexical(conn, question, where, params, dense_rows, n_cand)
+        if not dense_rows and not lexical_rows:
+            return Candidates.empty()
+        lex_of = {int(key): float(score) for key, score, _, _, _ in lexical_rows}
+        dense_keys = [int(r[0]) for r in dense_rows]
+        dense_set = set(dense_keys)
+        extras = [r for r in lexical_rows if r[3] and int(r[0]) not in dense_set]
+        keys = np.array([*dense_keys, *(int(r[0]) for r in extras)], np.int64)
+        cosines = np.array([*(r[1] for r in dense_rows), *(r[4] for r in extras)], np.float32)
+        lexical = np.array([lex_of.get(int(key), 0.0) for key in keys], np.float32)
+        langs = [*(r[2] for r in dense_rows), *(r[2] for r in extras)]
+        codes = {lang: i for i, lang in enumerate(sorted(set(langs)))}
+        lang_codes = np.array([codes[lang] for lang in langs], np.int64)
+        return rank(keys, cosines, lexical, lang_codes, len(dense_keys), self.fusion, mode)
+
+    def _lexical(self, conn, question, where, params, dense_rows, n_cand) -> list[tuple]:
+        """(key, BM25, language, among the lexical top, cosine) for the lexical side's best
+        ``n_cand`` and for the dense candidates (their BM25, for the fusion)."""
+        q_terms: list[str] = []
+        q_langs: list[str] = []
+        q_counts: list[float] = []
+        for language in self._languages:
+            counts: dict[str, int] = {}
+            for term in analyze_cached(question, language):
+                counts[term] = counts.get(term, 0) + 1
+            for term, n in counts.items():
+                q_terms.append(term)
+                q_langs.append(language)
+                q_counts.append(float(n))
+        if not q_terms:
+            return []
+        query = sql.SQL(
+            """
+            WITH q(term, language, n) AS (
+                SELECT * FROM unnest(%(q_terms)s::text[], %(q_langs)s::text[],
+                                     %(q_counts)s::float8[])),
+            p AS MATERIALIZED (
+                SELECT p.term, p.key, p.tf, c.tokens, c.language, ({where}) AS ok
+                FROM {postings} p JOIN {chunks} c ON c.key = p.key
+                WHERE p.term = ANY(%(terms)s)
+                  AND c.added <= %(seq)s AND (c.removed IS NULL OR c.removed > %(seq)s)),
+            df AS (SELECT term, count(*)::float8 AS df FROM p GROUP BY term),
+            s AS MATERIALIZED (
+                SELECT p.key, p.language, sum(
+                    q.n * ln(1 + (%(docs)s - df.df + 0.5) / (df.df + 0.5))
+                    * p.tf / (%(k1)s * ((1 - %(b)s) + %(b)s * p.tokens / %(avg)s) + p.tf)
+                ) AS score
+                FROM p JOIN df USING (term)
+                JOIN q ON q.term = p.term AND q.language = p.language
+                WHERE p.ok GROUP BY p.key, p.language)
+            (SELECT s.key, s.score, s.language, true, -(c.embedding <#> %(q)s::vector)
+             FROM s JOIN {chunks} c ON c.key = s.key
+             ORDER BY s.score DESC, s.key LIMIT %(n)s)
+            UNION ALL
+            (SELECT s.key, s.score, s.language, false, NULL::float8 FROM s
+             WHERE s.key = ANY(%(dense)s))
+            """
+        ).format(where=where, postings=self._postings, chunks=self._chunks)
+        return conn.execute(
+            query,
+            params
+            | {
+                "q_terms": q_terms,
+                "q_langs": q_langs,
+                "q_counts": q_counts,
+                "terms": sorted(set(q_terms)),
+                "docs": float(self._passages),
+                "k1": K1,
+                "b": B,
+                "avg": self._avg_tokens,
+                "dense": [int(r[0]) for r in dense_rows],
+            },
+        ).fetchall()
+
+    def passages(self, keys: Sequence[int] | np.ndarray) -> list[Passage]:
+        wanted = [int(k) for k in keys]
+        if not wanted:
+            return []
+        query = sql.SQL(
+            "SELECT key, chunk_id, article_id, ordinal, start_char, end_char, text, language, "
+            "sentences, title, outlet, url, published, kind, sentence_vectors "
+            "FROM {} WHERE key = ANY(%s)"
+        ).format(self._chunks)
+        with self._pool.connection() as conn:
+            rows = {int(r[0]): r for r in conn.execute(query, [wanted])}
+        missing = [k for k in wanted if k not in rows]
+        if missing:
+            raise IndexIntegrityError(
+                f"index version {self.version} is no longer kept: its passages were collected"
+            )
+        out = []
+        for key in wanted:
+            (_, cid, aid, ordinal, start, end, text, lang, sents, title, outlet, url,
+             published, kind, sv) = rows[key]  # fmt: skip
+            spans = tuple(tuple(s) for s in sents)
+            vectors = (
+                None if sv is None else np.frombuffer(bytes(sv), np.float16).reshape(len(spans), -1)
+            )
+            chunk = Chunk(cid, aid, ordinal, start, end, text, lang, spans)
+            out.append(Passage(chunk, title, outlet, url, published, kind, vectors))
+        return out
+
+    def close(self) -> None:
+        """Nothing of its own: the pool belongs to the backend."""
