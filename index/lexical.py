@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import bm25s
 import numpy as np
+
 from akhbar.index.analysis import analyze, analyze_cached
 
 
@@ -65,12 +70,58 @@ class Vocabulary:
         )
 
 
+def lucene_idf(df: int, n: int) -> float:
+    """BM25's IDF as bm25s's "lucene" method computes it (always positive)."""
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+class Beside(Protocol):
+    """Passages scored beside an index (the local backend's delta): their number and how
+    many of them hold a token, which the index's IDF then counts too."""
+
+    docs: int
+
+    def doc_freq(self, token: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """What BM25's IDF and length normalisation read from a whole index: a passage added
+    beside it (the local backend's delta) is scored with these plus its own."""
+
+    docs: int
+    # Analysed tokens over all passages (average length = tokens / docs). None for a version
+    # written without the count: the length is then estimated from the passages scored
+    # beside it, which are cut to the same size.
+    tokens: int | None
+    k1: float
+    b: float
+
+
 class LexicalIndex:
     DIRNAME = "bm25"
+    STATS = "akhbar_stats.json"
 
-    def __init__(self, retriever: bm25s.BM25, vocab: Vocabulary) -> None:
+    def __init__(self, retriever: bm25s.BM25, vocab: Vocabulary, tokens: int | None) -> None:
         self._bm25 = retriever
         self._vocab = vocab
+        if retriever.method != "lucene":
+            raise ValueError(f"BM25 method {retriever.method!r}: only lucene is scored here")
+        self.stats = CorpusStats(
+            int(retriever.scores["num_docs"]), tokens, float(retriever.k1), float(retriever.b)
+        )
+
+    def doc_freqs(self, tokens: Sequence[str]) -> np.ndarray:
+        """How many passages hold each token (0 for a token the index never saw)."""
+        out = np.zeros(len(tokens), np.int64)
+        if not tokens:
+            return out
+        indptr = self._bm25.scores["indptr"]
+        for i, tok in enumerate(tokens):
+            ids = self._vocab.ids([tok])
+            if ids:
+                out[i] = int(indptr[ids[0] + 1]) - int(indptr[ids[0]])
+        return out
 
     @classmethod
     def build(cls, texts: Sequence[str], languages: Sequence[str]) -> LexicalIndex:
@@ -82,7 +133,7 @@ class LexicalIndex:
         if not vocab:
             vocab[""] = 0
         retriever.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
-        return cls(retriever, Vocabulary.from_dict(vocab))
+        return cls(retriever, Vocabulary.from_dict(vocab), sum(len(t) for t in tokens))
 
     def scores_in_passage_language(
         self,
@@ -90,6 +141,7 @@ class LexicalIndex:
         row_languages: np.ndarray,
         languages: Sequence[str],
         mask: np.ndarray | None = None,
+        beside: Beside | None = None,
     ) -> np.ndarray:
         """BM25 of every chunk (row order), the query analysed in each chunk's own language.
 
@@ -107,16 +159,27 @@ class LexicalIndex:
         # term id -> per language code, its count in that analysis of the question (a
         # repeated query term counts once per occurrence, as in bm25s)
         counts: dict[int, np.ndarray] = {}
+        token_of: dict[int, str] = {}
         for code, language in enumerate(languages):
-            for term in self._vocab.ids(analyze_cached(query, language)):
-                counts.setdefault(term, np.zeros(len(languages), np.float32))[code] += 1
+            for tok in analyze_cached(query, language):
+                ids = self._vocab.ids([tok])
+                if ids:
+                    token_of[ids[0]] = tok
+                    counts.setdefault(ids[0], np.zeros(len(languages), np.float32))[code] += 1
         rows: list[np.ndarray] = []
         weights: list[np.ndarray] = []
         for term, per_language in counts.items():
             span = slice(int(indptr[term]), int(indptr[term + 1]))
             docs = indices[span]
             rows.append(docs)
-            weights.append(data[span] * per_language[row_languages[docs]])
+            weight = data[span] * per_language[row_languages[docs]]
+            if beside is not None:
+                # The IDF of the index and the passages beside it together.
+                df = span.stop - span.start
+                n = self.stats.docs
+                extra = beside.doc_freq(token_of[term])
+                weight = weight * (lucene_idf(df + extra, n + beside.docs) / lucene_idf(df, n))
+            weights.append(weight)
         n = len(row_languages)
         if not rows:
             return np.zeros(n, np.float32)
@@ -131,6 +194,8 @@ class LexicalIndex:
         out = directory / self.DIRNAME
         self._bm25.save(str(out), show_progress=False)
         self._vocab.save(out)
+        if self.stats.tokens is not None:
+            (out / self.STATS).write_text(json.dumps({"tokens": self.stats.tokens}))
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
@@ -138,4 +203,6 @@ class LexicalIndex:
         d = directory / cls.DIRNAME
         # bm25s's own token dict is not loaded: ours (the arrays above) maps tokens to ids.
         retriever = bm25s.BM25.load(str(d), mmap=True, load_vocab=False, show_progress=False)
-        return cls(retriever, Vocabulary.load(d))
+        stats = d / cls.STATS
+        tokens = json.loads(stats.read_text())["tokens"] if stats.exists() else None
+        return cls(retriever, Vocabulary.load(d), tokens)

@@ -6,13 +6,14 @@ import contextlib
 import json
 import platform
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
 from akhbar.corpus.models import Article
 from akhbar.index.base import BuildReport, Progress
 from akhbar.index.cache import EmbeddingCache
@@ -46,7 +47,12 @@ def build_index(
     keep_versions: int,
     corpus_checksum: str,
     progress: Progress | None = None,
+    store_seq: int | None = None,
+    switch: Callable[[str, Path, dict], Path] | None = None,
 ) -> BuildReport:
+    """Build a new version from ``articles`` and make it current. ``store_seq``: the
+    store's change sequence the articles were read at (the delta follows on from it);
+    ``switch`` commits the staged version (default: ``VersionStore.commit``)."""
     t_start = time.perf_counter()
     store = VersionStore(root)
     with store.lock():
@@ -77,6 +83,7 @@ def build_index(
             "dense": dense_params.to_dict(),
             "fusion": fusion.to_dict(),
             "corpus_checksum": corpus_checksum,
+            "store_seq": store_seq,
             "libraries": _library_versions(),
             "files": {
                 p.name: file_digest(p)
@@ -88,7 +95,7 @@ def build_index(
                 if p.exists()
             },
         }
-        path = store.commit(name, staging, manifest)
+        path = (switch or store.commit)(name, staging, manifest)
         pruned = store.prune(keep_versions)
     return BuildReport(
         version=name,

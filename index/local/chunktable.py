@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+
 from akhbar.corpus.models import Article, Chunk
 from akhbar.index.base import Passage
 
@@ -44,6 +45,17 @@ class ChunkTable:
         if i < len(self._sorted_ids) and self._sorted_ids[i] == int_id:
             return int(self._order[i])
         return None
+
+    def rows_of_articles(self, article_ids: Sequence[str]) -> np.ndarray:
+        """The rows of these articles' chunks, ascending."""
+        ids = list(article_ids)
+        rows: list[int] = []
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            cur = self._db.execute(f"SELECT row FROM chunks WHERE article_id IN ({marks})", batch)
+            rows.extend(r[0] for r in cur)
+        return np.array(sorted(rows), np.int64)
 
     def get_rows(self, rows: Sequence[int] | np.ndarray) -> list[Passage]:
         if len(rows) == 0:
@@ -111,7 +123,7 @@ class ChunkTable:
         chunks: Sequence[Chunk],
         articles: dict[str, Article],
         int_ids: np.ndarray,
-        sentence_vectors: Sequence[np.ndarray] | None = None,
+        sentence_vectors: Sequence[np.ndarray | None] | None = None,
     ) -> None:
         db = sqlite3.connect(directory / ChunkTable.FILENAME)
         db.execute(
@@ -152,7 +164,7 @@ class ChunkTable:
                     a.published.isoformat() if a.published else None,
                     a.kind,
                     None
-                    if sentence_vectors is None
+                    if sentence_vectors is None or sentence_vectors[r] is None
                     else np.asarray(sentence_vectors[r], np.float16).tobytes(),
                 )
             )

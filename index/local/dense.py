@@ -238,6 +238,15 @@ class DenseIndex:
         out[order] = vectors @ query
         return out
 
+    def stored_vectors(self, rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The fp32 vectors of these rows (and their ids): exact, read from the fp32 copy
+        beside a quantised index, or from FAISS's own fp32 storage."""
+        if isinstance(self._exact, ExactVectors):
+            return self._exact.rows(np.asarray(rows, np.int64))
+        if isinstance(self._exact, np.ndarray):
+            return self._exact[rows]
+        return self.reconstruct(ids)
+
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """Stored vectors for these ids (approximate for quantised storage)."""
         return self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from akhbar.index.base import NO_FILTERS, Candidates, Filters, IndexIntegrityError, Mode, Passage
 from akhbar.index.fusion import FusionParams, rank
 from akhbar.index.lexical import LexicalIndex
 from akhbar.index.local.chunktable import ChunkTable
+from akhbar.index.local.delta import DeltaView
 from akhbar.index.local.dense import DenseIndex, DenseParams
 from akhbar.index.local.versions import check_format, read_manifest
 from akhbar.index.model_build import file_digest
+
+# Hidden rows (the version's passages of articles the delta rewrote or deleted) up to this
+# many are dropped from a search that many rows wider; more go through FAISS's id selector.
+_HIDDEN_POSTFILTER_MAX = 1024
 
 
 class LocalReader:
@@ -48,9 +55,27 @@ class LocalReader:
                 f"{self.dense.count}, the chunk table {len(self.table)}: rebuild the index"
             )
 
+        self.delta: DeltaView | None = None
+        self._owner = True
+
+    def with_delta(self, delta: DeltaView | None) -> LocalReader:
+        """This version with ``delta`` searched beside it: a new reader sharing this one's
+        files (cheap), named ``<version>+<generation>``. Only the first reader closes them."""
+        reader = copy.copy(self)
+        reader.delta = delta if delta is not None and delta.state.generation else None
+        reader._owner = False
+        if reader.delta is not None:
+            gen = reader.delta.state.generation
+            reader.version = f"{self.path.name}+{gen}"
+            reader.manifest = {**self.manifest, "version": reader.version,
+                               "delta": {"generation": gen, "passages": delta.count}}  # fmt: skip
+        return reader
+
     @property
     def count(self) -> int:
-        return len(self.table)
+        if self.delta is None:
+            return len(self.table)
+        return len(self.table) - len(self.delta.hidden_rows) + self.delta.count
 
     def search(
         self,
@@ -62,7 +87,14 @@ class LocalReader:
     ) -> Candidates:
         """Candidates for the top ``k``: the dense side's best and the lexical side's best
         (``max(candidates, 4k)`` each), every one scored by both. ``mode`` ranks by one
-        side alone, for comparisons in eval."""
+        side alone, for comparisons in eval.
+
+        With a delta, the version's passages it hides are left out and its own passages
+        compete on equal terms: exact cosines, BM25 with the version's statistics (see
+        ``DeltaLexical``), one candidate list per side over both. Keys past the version's
+        rows are the delta's."""
+        delta = self.delta
+        hidden = delta.hidden_rows if delta is not None else np.zeros(0, np.int64)
         mask = self.table.mask(
             languages=filters.languages,
             outlets=filters.outlets,
@@ -70,22 +102,60 @@ class LocalReader:
             until=filters.until,
         )
         n_cand = max(self.fusion.candidates, 4 * k)
+        # A few hidden rows are dropped from a wider search; many, through the mask.
+        if len(hidden) and (mask is not None or len(hidden) > _HIDDEN_POSTFILTER_MAX):
+            mask = np.ones(len(self.table), bool) if mask is None else mask.copy()
+            mask[hidden] = False
         allowed = None if mask is None else self.table.int_ids[mask]
-        if allowed is not None and len(allowed) == 0:
+        d_mask = delta.mask(filters) if delta is not None else None
+        no_delta = d_mask is None or not d_mask.any()
+        if allowed is not None and len(allowed) == 0 and no_delta:
             return Candidates.empty()
         q = query_vector.reshape(1, -1)
-        d_scores, d_ids = self.dense.search(q, n_cand, allowed)
-        found = d_ids[0] >= 0
-        dense_of = {
-            row: float(score)
-            for row, score in zip(
-                (self.table.row_of(i) for i in d_ids[0][found]), d_scores[0][found], strict=True
-            )
-            if row is not None
-        }
+        dense_of: dict[int, float] = {}
+        if allowed is None or len(allowed):
+            wide = n_cand + (len(hidden) if allowed is None else 0)
+            d_scores, d_ids = self.dense.search(q, wide, allowed)
+            found = d_ids[0] >= 0
+            dense_of = {
+                row: float(score)
+                for row, score in zip(
+                    (self.table.row_of(i) for i in d_ids[0][found]),
+                    d_scores[0][found],
+                    strict=True,
+                )
+                if row is not None
+            }
         lex_all = self.lexical.scores_in_passage_language(
-            question, self.table.lang_codes, self.table.languages, mask
+            question,
+            self.table.lang_codes,
+            self.table.languages,
+            mask,
+            delta.lexical if delta is not None else None,
         )
+        if len(hidden):
+            for r in hidden.tolist():
+                dense_of.pop(r, None)
+            lex_all[hidden] = 0.0
+        n_main = len(self.table)
+        lang_codes = self.table.lang_codes
+        d_cos = None
+        if delta is not None and d_mask is not None and not no_delta:
+            # The delta is small and exact: every allowed passage's cosine, one product.
+            d_cos = delta.vectors @ query_vector.astype(np.float32)
+            d_lex = delta.lexical.scores(
+                question, delta.languages, self.lexical.stats, self.lexical.doc_freqs
+            )
+            d_lex[~d_mask] = 0.0
+            d_rows = np.flatnonzero(d_mask)
+            if len(d_rows) > n_cand:
+                d_rows = d_rows[np.argpartition(-d_cos[d_rows], n_cand)[:n_cand]]
+            dense_of.update(zip((d_rows + n_main).tolist(), d_cos[d_rows].tolist(), strict=True))
+            lex_all = np.concatenate([lex_all, d_lex])
+            lang_codes = np.concatenate([lang_codes.astype(np.int64), delta.lang_codes])
+        if len(dense_of) > n_cand:
+            best = sorted(dense_of.items(), key=lambda kv: -kv[1])[:n_cand]
+            dense_of = dict(best)
         # Among the chunks sharing a term, and argpartition, not argsort: at a million
         # chunks a full sort costs ~100 ms, a partition of all rows ~5. (A boolean scan:
         # flatnonzero on the floats themselves is 4x slower.)
@@ -97,26 +167,48 @@ class LocalReader:
         )
         extra = [int(r) for r in top_lex if int(r) not in dense_of]
         rows_arr = np.array([*dense_of, *extra], np.int64)
-        dense_arr = self.dense.exact_scores(rows_arr, query_vector)
-        if dense_arr is None:
-            if extra:
-                vecs = self.dense.reconstruct(self.table.int_ids[extra])
-                for r, v in zip(extra, vecs, strict=True):
+        main_rows = rows_arr[rows_arr < n_main]
+        exact = self.dense.exact_scores(main_rows, query_vector)
+        if exact is not None:
+            dense_of.update(zip(main_rows.tolist(), exact.tolist(), strict=True))
+        else:
+            extra_main = [r for r in extra if r < n_main]
+            if extra_main:
+                vecs = self.dense.reconstruct(self.table.int_ids[extra_main])
+                for r, v in zip(extra_main, vecs, strict=True):
                     dense_of[r] = float(v @ query_vector)
-            dense_arr = np.array([dense_of[int(r)] for r in rows_arr], np.float32)
+        if d_cos is not None:
+            for r in extra:
+                if r >= n_main:
+                    dense_of[r] = float(d_cos[r - n_main])
+        dense_arr = np.array([dense_of[int(r)] for r in rows_arr], np.float32)
         return rank(
             rows_arr,
             dense_arr,
             lex_all[rows_arr],
-            self.table.lang_codes[rows_arr],
+            lang_codes[rows_arr],
             len(rows_arr) - len(extra),  # the dense side's own candidates come first
             self.fusion,
             mode,
         )
 
     def passages(self, keys: Sequence[int] | np.ndarray) -> list[Passage]:
-        return self.table.get_rows(keys)
+        n_main = len(self.table)
+        if self.delta is None or all(int(k) < n_main for k in keys):
+            return self.table.get_rows(keys)
+        mine = {
+            int(k): p
+            for k, p in zip(
+                [int(k) for k in keys if int(k) < n_main],
+                self.table.get_rows([int(k) for k in keys if int(k) < n_main]),
+                strict=True,
+            )
+        }
+        return [
+            mine[int(k)] if int(k) < n_main else self.delta.passages[int(k) - n_main] for k in keys
+        ]
 
     def close(self) -> None:
-        self.table.close()
-        self.dense.close()
+        if self._owner:
+            self.table.close()
+            self.dense.close()
