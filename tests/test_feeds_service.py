@@ -7,18 +7,25 @@ the store only, as the schema test does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from feed_server import Conditional, FeedServer, fixed, rss, serving, stories
 from typer.testing import CliRunner, Result
 
+from akhbar.corpus.poller import new_feed
 from akhbar.corpus.store import Store
 from akhbar.service.app import create_app
 from akhbar.service.cli import app as cli
@@ -257,3 +264,69 @@ def test_the_server_process_polls_and_reports_feed_metrics(tmp_path: Path, serve
         assert 'akhbar_feed_items_total{outcome="stored"} 3.0' in text
         assert "akhbar_feed_lag_seconds_count 2.0" in text
     assert articles(tmp_path) == {s.title for s in STORIES[:3]}
+
+
+@pytest.mark.slow
+def test_serve_watch_polls_in_the_server_process(tmp_path: Path, settings_for, server: FeedServer):
+    """`akhbar serve --watch` as shipped: a real server process with the built model."""
+    home = tmp_path / "home"
+    settings_for(home)  # the session's built model, linked into this home
+    with Store(home / "akhbar.sqlite3") as store:
+        assert store.add_feed(new_feed(server.url("/rss"), None, 900.0, time.time()))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "AKHBAR_HOME": str(home),
+        "AKHBAR_ADMIN_KEY": KEY,
+        "AKHBAR_ALLOW_PRIVATE_URLS": "1",
+        "AKHBAR_PRECISION": "fp32",
+    }
+    cli = Path(sys.executable).parent / "akhbar"
+    proc = subprocess.Popen(
+        [str(cli), "serve", "--allow-empty", "--watch", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        feeds: list[dict] = []
+        while not (feeds and feeds[0]["last_outcome"]):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the feed was not polled"
+            with contextlib.suppress(httpx.TransportError):  # not listening yet
+                feeds = httpx.get(f"{base}/v1/feeds", headers=AUTH, timeout=2).json()["feeds"]
+            time.sleep(0.2)
+        assert feeds[0]["last_outcome"] == "ok" and feeds[0]["total_new_items"] == 3
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+        assert 'akhbar_feed_polls_total{outcome="ok"} 1.0' in text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    # Stopped by Ctrl-C, poller and all: uvicorn ends with the signal's status (130).
+    assert proc.returncode in (0, 130), stderr.decode()[-2000:]
+    assert b"Traceback" not in stderr, stderr.decode()[-2000:]
+    assert articles(home) == {s.title for s in STORIES[:3]}
+
+
+def test_watch_runs_until_interrupted(home: Path, server: FeedServer):
+    """`akhbar watch` in its own process: polls at once, then stops cleanly on Ctrl-C."""
+    with Store(home / "akhbar.sqlite3") as store:
+        assert store.add_feed(new_feed(server.url("/rss"), None, 900.0, time.time()))
+    env = {**os.environ, "AKHBAR_ALLOW_PRIVATE_URLS": "1", "PYTHONUNBUFFERED": "1"}
+    cli = Path(sys.executable).parent / "akhbar"
+    proc = subprocess.Popen(
+        [str(cli), "watch"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        line = proc.stdout.readline().decode()  # type: ignore[union-attr]
+        assert f"{server.url('/rss')}: ok, 3 new" in line, line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert b"stopped" in stderr
+    assert articles(home) == {s.title for s in STORIES[:3]}
