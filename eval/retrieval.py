@@ -12,6 +12,7 @@ import numpy as np
 from akhbar.index.answers import Hit, top_hits
 from akhbar.index.base import IndexReader, Mode, Progress
 from akhbar.index.encoder import Encoder
+from akhbar.index.second_view import SecondQuery, SecondView
 
 MODES: tuple[Mode, ...] = ("lexical", "dense", "hybrid")
 
@@ -92,16 +93,29 @@ def retrieve(
     modes: Sequence[Mode] = MODES,
     progress: Progress | None = None,
     stage: str = "search",
+    second: SecondView | None = None,
 ) -> dict[str, ModeRun]:
-    """Top-k passages of every query in every mode; each query vector is reused by all modes."""
+    """Top-k passages of every query in every mode; each query vector is reused by all
+    modes. ``second``: the second view the service reranks with, if it runs one."""
     runs = {m: ModeRun(m) for m in modes}
     total = len(queries) * len(modes)
     done = 0
     for query, vec in zip(queries, vectors, strict=True):
+        second_q = None if second is None else SecondQuery(second, second.question(query.text))
         for mode in modes:
             t0 = time.perf_counter()
             candidates = searcher.search(vec, query.text, k, mode=mode)
-            hits = top_hits(searcher, candidates, query.text, query.language, vec, k)
+            # The rerank is part of what the service runs (hybrid), not of one side alone.
+            hits = top_hits(
+                searcher,
+                candidates,
+                query.text,
+                query.language,
+                vec,
+                k,
+                rerank=mode == "hybrid",
+                second=second_q,
+            )
             if mode == "lexical":
                 # Candidates hold the dense side's too, with BM25 score 0; BM25 alone would
                 # return nothing for them.

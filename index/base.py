@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
+
 from akhbar.corpus.models import Article, Chunk
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -82,6 +83,12 @@ class AnswerParams:
 
     abstain_threshold: float = 0.0
     highlight_term_weight: float = 0.01
+    # The rerank of the first candidates (index/rerank.py): how many, and the weights of
+    # the best sentence's cosine and of the second view's cosine added to the score.
+    rerank_depth: int = 0
+    sentence_weight: float = 0.0  # with the second view
+    second_view_weight: float = 0.0
+    sentence_weight_alone: float = 0.0  # without it
 
 
 @dataclass(frozen=True)

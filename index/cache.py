@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -10,6 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from akhbar.index.encoder import Encoder
+
+
+def text_digest(text: str) -> str:
+    """What a text is cached under."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class EmbeddingCache:
@@ -23,14 +29,8 @@ class EmbeddingCache:
             " model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,"
             " PRIMARY KEY (model, text_hash)) WITHOUT ROWID"
         )
-        # Sentence vectors (float16, one row per sentence), keyed by the text and its
-        # sentence spans: a different split of the same text needs new vectors.
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sentence_vectors ("
-            " model TEXT NOT NULL, key TEXT NOT NULL, vectors BLOB NOT NULL,"
-            " PRIMARY KEY (model, key)) WITHOUT ROWID"
-        )
         self._lock = threading.Lock()
+        self.path = path
         self.model_key = model_key
         self.dimension = dimension
 
@@ -72,19 +72,6 @@ class EmbeddingCache:
         self._put(
             "embeddings",
             [(self.model_key, h, np.asarray(v, np.float32).tobytes()) for h, v in items],
-        )
-
-    def get_sentences(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found = self._get("sentence_vectors", "key", "vectors", keys)
-        return {
-            k: np.frombuffer(b, dtype=np.float16).reshape(-1, self.dimension)
-            for k, b in found.items()
-        }
-
-    def put_sentences(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        self._put(
-            "sentence_vectors",
-            [(self.model_key, k, np.asarray(v, np.float16).tobytes()) for k, v in items],
         )
 
     def close(self) -> None:

@@ -58,12 +58,25 @@ class FusionParams:
     abstain_threshold: float = 0.0
     abstain_reference_rank: int = 10
     highlight_term_weight: float = 0.01  # per shared term, added to a sentence's cosine
+    # The rerank of the first candidates (index/rerank.py), fitted on dev splits by
+    # eval/rerank_study.py; 0 candidates turns it off.
+    rerank_depth: int = 50
+    sentence_weight: float = 0.75
+    second_view_weight: float = 0.15
+    sentence_weight_alone: float = 1.25  # when the second view is off
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def answer_params(self) -> AnswerParams:
-        return AnswerParams(self.abstain_threshold, self.highlight_term_weight)
+        return AnswerParams(
+            self.abstain_threshold,
+            self.highlight_term_weight,
+            self.rerank_depth,
+            self.sentence_weight,
+            self.second_view_weight,
+            self.sentence_weight_alone,
+        )
 
 
 def fuse(

@@ -3,18 +3,18 @@ vectors. Every backend writes what ``prepare`` returns; none re-implements it.""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
 from akhbar.corpus.chunking import chunk_article
 from akhbar.corpus.models import Article, Chunk
 from akhbar.index.base import Progress
-from akhbar.index.cache import EmbeddingCache
-from akhbar.index.encoder import Encoder, SentencePoolingEncoder, Spans
+from akhbar.index.cache import EmbeddingCache, text_digest
+from akhbar.index.encoder import Encoder
+from akhbar.index.second_view import SecondView
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,13 @@ class ChunkingParams:
     max_chars: int = 700
     overlap_sentences: int = 1
     embed_title: bool = True  # article chunks are encoded as "title\ntext" for context
-    sentence_vectors: bool = True  # pool a vector per sentence, for the highlight
+    # A vector per sentence, each sentence encoded on its own with the passage prompt:
+    # what the rerank and the highlight compare the question with.
+    sentence_vectors: bool = True
+    sentence_encoding: str = "alone"  # recorded, so an index of pooled vectors is rebuilt
+    # Cache the second view's passage vectors (index/second_view.py) while indexing, so
+    # questions never wait for them.
+    second_view: bool = False
 
 
 def embed_text(chunk: Chunk, article: Article, params: ChunkingParams) -> str:
@@ -35,13 +41,12 @@ def embed_text(chunk: Chunk, article: Article, params: ChunkingParams) -> str:
 @dataclass
 class Encoded:
     vectors: np.ndarray  # (n, d) float32
-    sentences: list[np.ndarray] | None  # per text, (sentences, d) float16; None: not pooled
+    sentences: list[np.ndarray] | None  # per text, (sentences, d) float16; None: not asked
     encoded: int  # how many texts went through the encoder (the rest came from the cache)
-    seconds: float  # spent encoding
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    seconds: float  # spent encoding, sentences included
+    sentences_encoded: int = 0  # sentence texts that went through the encoder
+    sentence_seconds: float = 0.0  # the part of ``seconds`` spent on them
+    second_view_seconds: float = 0.0  # the part spent on the second view's vectors
 
 
 def encode_with_cache(
@@ -49,24 +54,14 @@ def encode_with_cache(
     encoder: Encoder,
     cache: EmbeddingCache | None,
     *,
-    spans: list[Spans] | None = None,
     batch: int = 64,
     progress: Progress | None = None,
+    stage: str = "encode",
 ) -> Encoded:
-    """Vectors for ``texts``: cached ones read back, the rest encoded and cached. With
-    ``spans`` (sentence offsets into each text) and an encoder that pools them, each text's
-    sentence vectors too."""
-    pooled = spans is not None and isinstance(encoder, SentencePoolingEncoder)
-    hashes = [_digest(t) for t in texts]
+    """Vectors for ``texts``: cached ones read back, the rest encoded and cached."""
+    hashes = [text_digest(t) for t in texts]
     found = cache.get_many(hashes) if cache else {}
-    skeys: list[str] = []
-    sfound: dict[str, np.ndarray] = {}
-    if pooled:
-        skeys = [_digest(f"{h}|{json.dumps(sp)}") for h, sp in zip(hashes, spans, strict=True)]
-        sfound = cache.get_sentences(skeys) if cache else {}
-    missing = [
-        i for i, h in enumerate(hashes) if h not in found or (pooled and skeys[i] not in sfound)
-    ]
+    missing = [i for i, h in enumerate(hashes) if h not in found]
     # One encoding per distinct text, longest first across the whole build, not just
     # within each batch: batches of like-length texts waste little on padding.
     todo = sorted({hashes[i]: i for i in missing}.values(), key=lambda i: -len(texts[i]))
@@ -74,39 +69,23 @@ def encode_with_cache(
     for i, h in enumerate(hashes):
         if h in found:
             vectors[i] = found[h]
-    sentences: dict[int, np.ndarray] = {}
     spent = 0.0
     for start in range(0, len(todo), batch):
         idx = todo[start : start + batch]
         t0 = time.perf_counter()
-        if pooled:
-            vecs, sent = encoder.encode_passages_pooled(  # type: ignore[union-attr]
-                [texts[i] for i in idx], [spans[i] for i in idx]
-            )
-        else:
-            vecs, sent = encoder.encode_passages([texts[i] for i in idx]), None
+        vecs = encoder.encode_passages([texts[i] for i in idx])
         spent += time.perf_counter() - t0
         vectors[idx] = vecs
-        if sent is not None:
-            sentences.update({i: s.astype(np.float16) for i, s in zip(idx, sent, strict=True)})
         if cache:
             cache.put_many((hashes[i], v) for i, v in zip(idx, vecs, strict=True))
-            if sent is not None:
-                cache.put_sentences((skeys[i], sentences[i]) for i in idx)
         if progress:
-            progress("encode", min(start + batch, len(todo)), len(todo))
+            progress(stage, min(start + batch, len(todo)), len(todo))
     # Duplicate texts in one build share a hash: copy what was encoded to every row.
     first = {hashes[i]: i for i in todo}
     for i, h in enumerate(hashes):
         if h in first:
             vectors[i] = vectors[first[h]]
-    all_sentences = None
-    if pooled:
-        all_sentences = [
-            sfound[skeys[i]] if skeys[i] in sfound else sentences[first[hashes[i]]]
-            for i in range(len(texts))
-        ]
-    return Encoded(vectors, all_sentences, len(todo), spent)
+    return Encoded(vectors, None, len(todo), spent)
 
 
 @dataclass
@@ -126,8 +105,8 @@ def prepare(
     chunking: ChunkingParams,
     progress: Progress | None = None,
 ) -> Prepared:
-    """Chunk ``articles`` and encode every chunk (title first, see ``embed_text``), with a
-    pooled vector per sentence where ``chunking`` asks for them."""
+    """Chunk ``articles`` and encode every chunk (title first, see ``embed_text``), and
+    every sentence on its own where ``chunking`` asks for sentence vectors."""
     by_id: dict[str, Article] = {}
     chunks: list[Chunk] = []
     for article in articles:
@@ -136,16 +115,64 @@ def prepare(
     if progress:
         progress("chunk", len(chunks), len(chunks))
     texts = [embed_text(c, by_id[c.article_id], chunking) for c in chunks]
-    # Sentence offsets into the encoded text, which may start with the title.
-    spans = [
-        [(a + len(t) - len(c.text), b + len(t) - len(c.text)) for a, b in c.sentences]
-        for t, c in zip(texts, chunks, strict=True)
-    ]
-    enc = encode_with_cache(
-        texts,
-        encoder,
-        cache,
-        spans=spans if chunking.sentence_vectors else None,
-        progress=progress,
-    )
+    enc = encode_with_cache(texts, encoder, cache, progress=progress)
+    if chunking.sentence_vectors:
+        sent = encode_sentences(chunks, encoder, cache, progress=progress)
+        enc.sentences = sent.sentences
+        enc.sentences_encoded = sent.encoded
+        enc.sentence_seconds = sent.seconds
+        enc.seconds += sent.seconds
+    if chunking.second_view:
+        enc.second_view_seconds = cache_second_view(
+            [c.text for c in chunks], cache, progress=progress
+        )
+        enc.seconds += enc.second_view_seconds
     return Prepared(by_id, chunks, enc)
+
+
+def cache_second_view(
+    texts: list[str],
+    cache: EmbeddingCache | None,
+    *,
+    batch: int = 256,
+    progress: Progress | None = None,
+) -> float:
+    """Put the second view's vectors of ``texts`` in the embedding cache (the ones it
+    lacks); returns the seconds spent. Without a cache there is nowhere to keep them, and
+    questions encode their candidates' texts as they need them."""
+    if cache is None:
+        return 0.0
+    t0 = time.perf_counter()
+    view = SecondView.open(cache.path)
+    try:
+        for start in range(0, len(texts), batch):
+            view.passages(texts[start : start + batch])
+            if progress:
+                progress("encode second view", min(start + batch, len(texts)), len(texts))
+    finally:
+        view.close()
+    return time.perf_counter() - t0
+
+
+def encode_sentences(
+    chunks: list[Chunk],
+    encoder: Encoder,
+    cache: EmbeddingCache | None,
+    *,
+    progress: Progress | None = None,
+) -> Encoded:
+    """One float16 vector per sentence of each chunk, every sentence encoded on its own
+    with the passage prompt (a chunk without sentence offsets counts as one sentence).
+
+    On their own, not pooled from the passage's pass: token states pooled over a sentence
+    still carry the rest of the passage and ranked no better than the passage vector,
+    where a sentence's own vector matches the one sentence a question asks about. They
+    share the passage vectors' cache (a text's hash, whichever role it plays), so a
+    sentence seen in another chunk, or a one-sentence chunk, is encoded once."""
+    per_chunk = [[c.text[a:b] for a, b in c.sentences] if c.sentences else [c.text] for c in chunks]
+    flat = [t for texts in per_chunk for t in texts]
+    enc = encode_with_cache(flat, encoder, cache, progress=progress, stage="encode sentences")
+    bounds = np.cumsum([0, *(len(texts) for texts in per_chunk)])
+    vectors = enc.vectors.astype(np.float16)
+    enc.sentences = [vectors[bounds[i] : bounds[i + 1]] for i in range(len(chunks))]
+    return enc

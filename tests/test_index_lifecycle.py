@@ -88,6 +88,7 @@ class CountingEncoder:
     def __init__(self, inner) -> None:
         self.inner = inner
         self.passages = 0
+        self.texts: list[str] = []
 
     name = property(lambda self: self.inner.name)
     dimension = property(lambda self: self.inner.dimension)
@@ -101,11 +102,8 @@ class CountingEncoder:
 
     def encode_passages(self, texts):
         self.passages += len(texts)
+        self.texts.extend(texts)
         return self.inner.encode_passages(texts)
-
-    def encode_passages_pooled(self, texts, spans):
-        self.passages += len(texts)
-        return self.inner.encode_passages_pooled(texts, spans)
 
 
 def test_adding_ten_articles_encodes_only_their_chunks(
@@ -116,12 +114,16 @@ def test_adding_ten_articles_encodes_only_their_chunks(
         report = ingest(store, _raw_items())
         assert report.stored == 10
         new_ids = {a.id for a in store.iter_articles() if a.outlet == "Test Press"}
-        expected = sum(
-            len(chunk_article(store.get_article(i), settings.chunk_chars, 1)) for i in new_ids
-        )
+        new_chunks = [
+            c for i in new_ids for c in chunk_article(store.get_article(i), settings.chunk_chars, 1)
+        ]
+        expected = len(new_chunks)
     counting = CountingEncoder(encoder)
     build = run_index(settings, counting)
-    assert counting.passages == build.encoded == expected
+    assert build.encoded == expected
+    # Besides those passages, only their sentences (each encoded on its own) were encoded.
+    sentences = {c.text[a:b] for c in new_chunks for a, b in c.sentences}
+    assert counting.passages - build.encoded == len(set(counting.texts) & sentences) > 0
     assert build.reused == build.chunks - expected
     engine = QAEngine(settings, encoder)
     try:
