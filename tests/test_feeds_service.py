@@ -330,3 +330,14 @@ def test_watch_runs_until_interrupted(home: Path, server: FeedServer):
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert b"stopped" in stderr
     assert articles(home) == {s.title for s in STORIES[:3]}
+
+
+def test_the_opt_in_reaches_akhbar_ingest_too(tmp_path: Path, server: FeedServer):
+    from akhbar.pipeline import run_ingest
+
+    refused = run_ingest(Settings(home=tmp_path), [server.url("/rss")])
+    assert refused.unreadable == [server.url("/rss")] and refused.stored == 0
+    assert "AKHBAR_ALLOW_PRIVATE_URLS" in refused.reasons[0][1]
+    assert server.hits == []
+    allowed = run_ingest(Settings(home=tmp_path, allow_private_urls=True), [server.url("/rss")])
+    assert allowed.stored == 3 and not allowed.unreadable
