@@ -49,6 +49,8 @@ from akhbar.index.prepare import ChunkingParams, prepare
 # Articles read from the store per delta segment: bounds one catch-up's memory and the
 # time the next question waits for a large backlog to start showing up.
 CATCH_UP_BATCH = 500
+# A delta of more writes than this is merged whatever its size (one write, one segment).
+MAX_SEGMENTS = 500
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,12 @@ class LocalIndex:
         if state.generation == 0:
             return False
         old = time.time() - (state.oldest or time.time())
-        return state.chunks >= self.policy.max_chunks or old >= self.policy.max_age_s
+        return (
+            state.chunks >= self.policy.max_chunks
+            or old >= self.policy.max_age_s
+            # Every question reads delta.json, which lists the segments: keep it short.
+            or len(state.segments) >= MAX_SEGMENTS
+        )
 
     def _switch(
         self,
@@ -296,11 +303,6 @@ class LocalIndex:
             if self._state(base).generation == 0:
                 DeltaFiles(self.root, base).commit(DeltaState(base, watermark))
 
-    def behind(self, store: Store) -> bool:
-        """Whether the store committed article writes the delta has not read yet."""
-        state = self.delta_state()
-        return state is not None and store.change_seq() > (state.watermark or 0)
-
     def catch_up(self, store: Store) -> int:
         """Index what the store committed after the delta's watermark: written articles
         (canonical ones; a duplicate or a deleted one only hides its passages). Safe to
@@ -309,9 +311,12 @@ class LocalIndex:
         done = 0
         while True:
             state = self.delta_state()
-            if state is None:
+            # A version built from articles read elsewhere (no watermark: eval, a bench
+            # tier, or an index from before the store numbered its writes) does not follow
+            # the store until `akhbar index` rebuilds it (or ``start_delta`` says where).
+            if state is None or state.watermark is None:
                 return done
-            start = state.watermark or 0
+            start = state.watermark
             ids, end = store.changes_after(start, CATCH_UP_BATCH)
             if not ids:
                 return done
