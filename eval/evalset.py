@@ -8,7 +8,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from akhbar.corpus.language import detect_language
+from akhbar.eval import abstention as ab
 from akhbar.eval import metrics as m
 from akhbar.eval.dataset import EvalItem, qrels_from_items
 from akhbar.eval.retrieval import MODES, ModeRun, Progress, Query, encode_one_by_one, retrieve
@@ -25,6 +28,7 @@ RETRIEVAL_METRICS = (
     "answer_hit@1",
     "answer_hit@5",
     "highlight@1",
+    "highlight_answer@1",
 )
 
 
@@ -41,6 +45,7 @@ def per_query_metrics(
         "answer_hit@1": m.answer_hit_at_k(run.passages, answers, 1),
         "answer_hit@5": m.answer_hit_at_k(run.passages, answers, 5),
         "highlight@1": m.highlight_hit(run.passages, run.highlights, answers),
+        "highlight_answer@1": m.highlight_answer_hit(run.highlights, answers),
     }
 
 
@@ -83,6 +88,50 @@ def _abstention_dict(a: m.Abstention) -> dict[str, float | int | None]:
     }
 
 
+# Held-out abstention: stratified folds, and fold draws repeated to show the spread.
+FOLDS = 5
+FOLD_SEEDS = range(10)
+
+
+def held_out_abstention(
+    top_score: Mapping[str, float], unanswerable: Mapping[str, bool]
+) -> dict[str, Any] | None:
+    """The service's rule (best margin under a threshold) with the threshold fitted by
+    cross-validation: each question judged by a threshold chosen on the other folds.
+    None when the set has too few questions of a class for the folds."""
+    qids = list(unanswerable)
+    y = np.array([unanswerable[q] for q in qids], bool)
+    if min(int(y.sum()), int((~y).sum())) < FOLDS:
+        return None
+    # Nothing returned reads as the lowest margin of all: abstain.
+    x = np.array([top_score.get(q, -math.inf) for q in qids], np.float64)
+    x[~np.isfinite(x)] = -1.0
+    held = ab.cross_validate(x, y, ab.one_feature(), k=FOLDS, seed=0)
+    mean, sd = ab.repeated_f1(x, y, ab.one_feature(), k=FOLDS, seeds=FOLD_SEEDS)
+    return {
+        "folds": FOLDS,
+        **_abstention_dict(held.abstention),
+        "fold_thresholds": held.thresholds,
+        "fold_f1": held.per_fold_f1,
+        "f1_mean_over_draws": mean,
+        "f1_sd_over_draws": sd,
+        "draws": len(FOLD_SEEDS),
+    }
+
+
+def abstained_above_answer(run: ModeRun, answers: Mapping[str, str], threshold: float) -> list[str]:
+    """Answerable questions the rule abstains on although the first passage's highlighted
+    sentence holds the answer: what a reader would see as "nothing answers" over an
+    answer (the service shows no highlight then, but the passage is still first)."""
+    out = []
+    for qid, answer in answers.items():
+        marked = run.highlights.get(qid, ())[:1]
+        holds = bool(marked) and m.normalise_answer(answer) in m.normalise_answer(marked[0])
+        if holds and run.top_score.get(qid, -math.inf) < threshold:
+            out.append(qid)
+    return out
+
+
 def score_mode(
     run: ModeRun,
     items: Sequence[EvalItem],
@@ -117,6 +166,8 @@ def score_mode(
             "by_question_language": by_lang,
             "best_threshold": t_best,
             "best": _abstention_dict(a_best),
+            "held_out": held_out_abstention(run.top_score, unanswerable),
+            "abstained_above_answer": abstained_above_answer(run, answers, threshold),
         },
         "latency_ms": {k: v * 1000 for k, v in m.latency_percentiles(latency).items()},
         "search_ms": {k: v * 1000 for k, v in m.latency_percentiles(run.search_s.values()).items()},

@@ -161,6 +161,20 @@ def highlight_hit(
     return out
 
 
+def highlight_answer_hit(
+    highlights: Mapping[str, Sequence[str]], answers: Mapping[str, str]
+) -> dict[str, float]:
+    """1 where the first passage's highlighted sentence contains the answer string, over
+    every answerable query: what a reader sees marked first holds the answer. Unlike
+    ``highlight_hit`` it is not conditioned on the right passage coming first."""
+    out: dict[str, float] = {}
+    for qid, answer in answers.items():
+        needle = normalise_answer(answer)
+        marked = highlights.get(qid, ())[:1]
+        out[qid] = float(bool(needle) and bool(marked) and needle in normalise_answer(marked[0]))
+    return out
+
+
 # --- abstention -----------------------------------------------------------------------
 
 

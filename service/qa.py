@@ -10,16 +10,16 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+
 from akhbar.corpus.language import detect_language
 from akhbar.corpus.language import warm_up as warm_up_language_id
 from akhbar.corpus.store import Store
 from akhbar.corpus.valid_text import first_invalid_character
-from akhbar.index.answers import Answer, Hit, answerable, top_hits
-from akhbar.index.base import Filters, IndexBackend, IndexReader, NoIndexError
+from akhbar.index.answers import Answer, Hit, top_hits, verdict
+from akhbar.index.base import NO_FILTERS, Filters, IndexBackend, IndexReader, NoIndexError
 from akhbar.index.encoder import FAST_QUERY_BATCH, Encoder, SentenceTransformerEncoder
-from akhbar.service.batcher import QuestionBatcher
-
 from akhbar.pipeline import open_backend
+from akhbar.service.batcher import QuestionBatcher
 from akhbar.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -186,11 +186,19 @@ class QAEngine:
             raise QuestionError(f"k must be between 1 and {self.settings.max_k}")
         searcher = self.searcher()
         language, vec = self.understand(q)
-        hits = self._search(searcher, q, language, vec, k, filters or Filters())
+        filters = filters or NO_FILTERS
+        if filters == NO_FILTERS:
+            hits, _ = self._search(searcher, q, language, vec, k, filters)
+            unfiltered = hits
+        else:
+            # Abstention reads the unfiltered ranking (see answers.verdict); its reference
+            # cosine also measures the shown passages' margins.
+            unfiltered, reference = self._search(searcher, q, language, vec, k, NO_FILTERS)
+            hits, _ = self._search(searcher, q, language, vec, k, filters, reference)
         return Answer(
             question=question,
             question_language=language,
-            answerable=answerable(hits, searcher.answer_params),
+            answerable=verdict(unfiltered, hits, searcher.answer_params),
             hits=hits,
             index_version=searcher.version,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
@@ -218,7 +226,9 @@ class QAEngine:
         vec: np.ndarray,
         k: int,
         filters: Filters,
-    ) -> list[Hit]:
+        reference: float | None = None,
+    ) -> tuple[list[Hit], float]:
+        """The top ``k`` hits and the candidates' reference cosine."""
         hits: list[Hit] = []
         # Each hit is checked against the store as well, so that an article deleted by
         # another process (the CLI) is caught too; its id joins the set and the top k are
@@ -227,15 +237,22 @@ class QAEngine:
         for _ in range(3):
             excluded = self._excluded()
             hits = top_hits(
-                searcher, candidates, q, language, vec, k, excluded=excluded.__contains__
+                searcher,
+                candidates,
+                q,
+                language,
+                vec,
+                k,
+                excluded=excluded.__contains__,
+                reference=reference,
             )
             ids = {h.passage.chunk.article_id for h in hits}
             gone = {a for a in ids if self.store.stored_state(a) is None}
             if not gone:
-                return hits
+                return hits, candidates.reference
             with self._deleted_lock:
                 self._deleted |= gone
-        return [h for h in hits if h.passage.chunk.article_id not in gone]
+        return [h for h in hits if h.passage.chunk.article_id not in gone], candidates.reference
 
     def close(self) -> None:
         self._batcher.close()

@@ -15,6 +15,7 @@ from akhbar.eval.metrics import (
     aggregate_by_slice,
     answer_hit_at_k,
     average_precision_at_k,
+    highlight_answer_hit,
     highlight_hit,
     hit_at_k,
     language_pair_slices,
@@ -139,3 +140,30 @@ def test_highlight_hit_counts_only_top_passages_holding_the_answer() -> None:
     highlights = {"q1": ["The plant makes 500 MW."], "q2": ["A."], "q3": ["nothing"], "q4": []}
     answers = {"q1": "500 mw", "q2": "500 MW", "q3": "500 MW", "q4": "500 MW"}
     assert highlight_hit(passages, highlights, answers) == {"q1": 1.0, "q2": 0.0}
+
+
+def test_answer_level_metrics_on_a_tiny_fixture() -> None:
+    """answer@1, highlight@1 (conditional on the top passage) and highlight_answer@1 (over
+    every answerable question) side by side on four questions."""
+    passages = {
+        "q1": ["Le site produira 500 MW. Il ouvre en 2027.", "autre"],
+        "q2": ["Le site produira 500 MW. Il ouvre en 2027."],
+        "q3": ["rien ici", "Le site produira 500\u00a0MW."],
+        "q4": [],
+    }
+    highlights = {
+        "q1": ["Le site produira 500 MW.", "autre"],
+        "q2": ["Il ouvre en 2027."],
+        "q3": ["rien ici", "Le site produira 500 MW."],
+        "q4": [],
+    }
+    answers = {"q1": "500 MW", "q2": "500 mw", "q3": "500 MW", "q4": "500 MW"}
+    assert answer_hit_at_k(passages, answers, 1) == {"q1": 1.0, "q2": 1.0, "q3": 0.0, "q4": 0.0}
+    assert answer_hit_at_k(passages, answers, 2)["q3"] == 1.0  # no-break space folded
+    assert highlight_hit(passages, highlights, answers) == {"q1": 1.0, "q2": 0.0}
+    assert highlight_answer_hit(highlights, answers) == {
+        "q1": 1.0,
+        "q2": 0.0,
+        "q3": 0.0,
+        "q4": 0.0,
+    }

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from akhbar.eval.benchmarks import BUNDLED_DIR, ENV_VAR, load_piaf, load_xquad, load_xquad_r
 from akhbar.eval.dataset import DEFAULT_EVAL_SET, load_eval_set
 from akhbar.eval.evalset import RETRIEVAL_METRICS, best_threshold
@@ -16,7 +17,6 @@ from akhbar.eval.public import METRIC_COLUMNS, run_benchmark, run_tasks, shrink
 from akhbar.eval.report import write_report
 from akhbar.eval.retrieval import MODES
 from akhbar.eval.run import EvalOptions, parse_benchmarks, parse_limits, run
-
 from akhbar.settings import Settings
 
 
@@ -47,7 +47,9 @@ def eval_set_report(
 ) -> tuple[dict[str, Any], dict[str, Path], dict[str, float]]:
     before = _tree(sample_settings.home)
     out = tmp_path_factory.mktemp("results")
-    report, written = run(sample_settings, EvalOptions(eval_set=small_set, out=out), encoder)
+    # The sample alone: the harder corpus's 1,001 paragraphs would take minutes to encode.
+    options = EvalOptions(eval_set=small_set, out=out, distractors=False)
+    report, written = run(sample_settings, options, encoder)
     after = {k: v for k, v in _tree(sample_settings.home).items() if not k.startswith("cache")}
     changed = {k: v for k, v in after.items() if before.get(k) != v}
     return report, written, changed
@@ -181,16 +183,19 @@ def test_parse_options() -> None:
 def test_cli_eval(
     sample_settings: Settings, encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from typer.testing import CliRunner
+
     from akhbar.service import qa as service_qa
     from akhbar.service.cli import app
-    from typer.testing import CliRunner
 
     # The session's encoder stands in for the one the command would load.
     monkeypatch.setattr(service_qa, "load_encoder", lambda _s: encoder)
     monkeypatch.setenv("AKHBAR_HOME", str(sample_settings.home))
     monkeypatch.setenv("AKHBAR_PRECISION", "fp32")
     out = tmp_path / "res"
-    result = CliRunner().invoke(app, ["eval", "--limit", "4", "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["eval", "--limit", "4", "--no-distractors", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "latest.json").read_text(encoding="utf-8"))
     assert data["eval_set"]["questions"] == 4 and data["benchmarks"] == []

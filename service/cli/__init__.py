@@ -248,7 +248,10 @@ def ask(
         meta = " · ".join(x for x in (c.outlet, str(c.published or ""), p.language) if x)
         console.print(f"\n[bold]{head}[/bold]  [dim]{meta}  score {p.score:.3f}[/dim]")
         text = Text(p.text)
-        text.stylize("bold yellow", p.highlight.start, p.highlight.end)
+        # As on the page: a sentence is marked only in a passage put forward as an answer,
+        # so no marked sentence ever sits under "no passage seems to answer this".
+        if p.answers:
+            text.stylize("bold yellow", p.highlight.start, p.highlight.end)
         console.print(text)
         console.print(f"[dim]{c.url or c.article_id} [{c.start}:{c.end}][/dim]")
 
@@ -384,6 +387,14 @@ def eval_(
             help="Index backend to score (local, memory). Default: AKHBAR_BACKEND, else local.",
         ),
     ] = None,
+    no_distractors: Annotated[
+        bool,
+        typer.Option(
+            "--no-distractors",
+            help="Index the eval set's sample alone, without the 1,001 PIAF and XQuAD-es "
+            "paragraphs of its harder corpus (quick runs; not comparable).",
+        ),
+    ] = False,
 ) -> None:
     """Score retrieval (BM25, dense, hybrid) on the eval set and public benchmarks.
 
@@ -411,6 +422,7 @@ def eval_(
         max_docs=max_docs,
         out=out or run_dir(load_settings().home),
         data_dir=data_dir,
+        distractors=not no_distractors,
     )
     settings = load_settings()
     if backend is not None:
