@@ -17,6 +17,7 @@ from akhbar.eval.dataset import EvalItem, qrels_from_items
 from akhbar.eval.retrieval import MODES, ModeRun, Progress, Query, encode_one_by_one, retrieve
 from akhbar.index.base import IndexReader
 from akhbar.index.encoder import Encoder
+from akhbar.index.second_view import SecondView
 
 K = 10
 RETRIEVAL_METRICS = (
@@ -181,11 +182,13 @@ def evaluate_eval_set(
     article_language: Mapping[str, str],
     *,
     progress: Progress | None = None,
+    second: SecondView | None = None,
 ) -> dict[str, Any]:
-    """Every question encoded once (timed alone), then searched in all three modes."""
+    """Every question encoded once (timed alone), then searched in all three modes
+    (the hybrid one reranked as the service does, with ``second`` if it runs one)."""
     queries = [Query(i.id, i.question, detect_language(i.question)) for i in items]
     vectors, encode_s = encode_one_by_one(encoder, [q.text for q in queries], progress=progress)
-    runs = retrieve(searcher, queries, vectors, k=K, modes=MODES, progress=progress)
+    runs = retrieve(searcher, queries, vectors, k=K, modes=MODES, progress=progress, second=second)
     slice_of = m.language_pair_slices(
         {i.id: i.language for i in items}, article_language.get, qrels_from_items(items)
     )

@@ -41,9 +41,9 @@ from akhbar.pipeline import embeddings_path
 from akhbar.settings import Settings
 
 TASKS = (("xquad-es-es", "es", "es"), ("xquad-en-es", "en", "es"), ("xquad-ar-es", "ar", "es"))
-SENT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+SENT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 USE_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-DEPTHS = (10, 20, 30, 50)
+DEPTHS = (10, 20, 30)  # deeper (50) was tried: +0.001 to +0.004 on dev, more to read
 
 
 @dataclass

@@ -22,6 +22,8 @@ from akhbar.eval.public import BENCHMARKS, EXTRA, run_benchmark
 from akhbar.eval.report import write_report
 from akhbar.eval.retrieval import Progress
 from akhbar.index.encoder import Encoder
+from akhbar.index.second_view import SecondView
+from akhbar.pipeline import embeddings_path
 from akhbar.settings import Settings
 
 # The committed report the README links to; a run writes here only when asked to
@@ -119,10 +121,15 @@ def run_eval_set(
             settings, encoder, Path(tmp), progress, extra=extra
         )
         index_s = time.perf_counter() - t0
+        second = SecondView.open(embeddings_path(settings)) if settings.second_view else None
         try:
-            result = evaluate_eval_set(items, searcher, encoder, languages, progress=progress)
+            result = evaluate_eval_set(
+                items, searcher, encoder, languages, progress=progress, second=second
+            )
         finally:
             searcher.close()
+            if second is not None:
+                second.close()
     result["set"] = str(path)
     result["limit"] = limit
     result["corpus"] = {"articles": len(languages), "distractors": len(extra)}

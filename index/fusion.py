@@ -60,8 +60,8 @@ class FusionParams:
     highlight_term_weight: float = 0.01  # per shared term, added to a sentence's cosine
     # The rerank of the first candidates (index/rerank.py), fitted on dev splits by
     # eval/rerank_study.py; 0 candidates turns it off.
-    rerank_depth: int = 50
-    sentence_weight: float = 0.75
+    rerank_depth: int = 30
+    sentence_weight: float = 1.25
     second_view_weight: float = 0.15
     sentence_weight_alone: float = 1.25  # when the second view is off
 
