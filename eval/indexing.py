@@ -53,7 +53,9 @@ def build_sample_index(
     article (the passage side of the language slices)."""
     settings = scratch_settings(user, home)
     run_ingest(settings, [str(sample_corpus_path())])
-    backend = open_backend(settings, encoder)
+    # A root of its own, even where the backend would pick the same folder: the postgres
+    # backend then keeps the eval index in a scratch schema, not the served one.
+    backend = open_backend(settings, encoder, root=settings.index_dir)
     extra = list(extra)
     digest = hashlib.sha256()
     for article in extra:

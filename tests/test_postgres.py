@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+import time
 import uuid
 from datetime import date
 from pathlib import Path
@@ -205,6 +206,66 @@ def test_writes_before_any_build_say_so(pg_settings: Settings, encoder) -> None:
             index.upsert([NADOR])
     finally:
         index.close()
+
+
+# -- replicas ------------------------------------------------------------------------------
+def test_a_streaming_replica_serves_reads_and_the_primary_what_it_lacks(
+    postgres_server, pg_settings: Settings, encoder, articles
+) -> None:
+    from akhbar.index.postgres.embedded import EmbeddedPostgres
+
+    home = Path(tempfile.mkdtemp(prefix="akhbar-test-replica-"))
+    replica = EmbeddedPostgres(home / "postgres")
+    index = None
+    try:
+        replica.init_replica(postgres_server)
+        read_url = replica.start()
+        settings = pg_settings.model_copy(update={"database_read_urls": [SecretStr(read_url)]})
+        index = backend(settings, encoder)
+        first = index.build(articles, corpus_checksum="a").version
+
+        def replayed(version: str) -> bool:
+            generation, seq = (int(x) for x in version.split("."))
+            with psycopg.connect(read_url) as conn:
+                row = conn.execute(
+                    f"SELECT seq FROM {index.namespace}.index_generations WHERE generation = %s",
+                    [generation],
+                ).fetchone()
+            return row is not None and row[0] >= seq
+
+        wait_for(lambda: replayed(first))
+        reader = index.open()
+        assert reader.replica and reader.version == first
+        assert (
+            "500 MW"
+            in ask(reader, encoder, "Quelle capacité pour le data center de Dakhla ?")[
+                0
+            ].passage.chunk.text
+        )
+        with psycopg.connect(read_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+            # A write the replica has not replayed: its version is read from the primary.
+            second = index.upsert([NADOR])
+            reader = index.open()
+            assert not reader.replica and reader.version == second
+            assert ask(reader, encoder, NADOR_Q, 1)[0].passage.chunk.article_id == NADOR.id
+            conn.execute("SELECT pg_wal_replay_resume()")
+        wait_for(lambda: replayed(second))
+        reader = index.open()
+        assert reader.replica and reader.version == second
+        assert ask(reader, encoder, NADOR_Q, 1)[0].passage.chunk.article_id == NADOR.id
+    finally:
+        if index is not None:
+            index.close()
+        replica.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def wait_for(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 # -- HNSW ----------------------------------------------------------------------------------

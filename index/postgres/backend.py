@@ -165,6 +165,7 @@ class PostgresIndex:
             tokens=int(tokens),
             languages=languages,
             ef_search=self.ef_search,
+            replica=pool is self._read_pool,
         )
 
     # -- writing --------------------------------------------------------------------------
@@ -254,9 +255,13 @@ class PostgresIndex:
         if progress:
             progress("write", len(rows), len(rows))
         if hnsw:
+            if progress:
+                progress("hnsw", 0, 1)
             gen.create_hnsw(
                 conn, number, self.encoder.dimension, self.hnsw["m"], self.hnsw["ef_construction"]
             )
+            if progress:
+                progress("hnsw", 1, 1)
         conn.execute(sql.SQL("ANALYZE {}").format(gen.tables(number)[0]))
         conn.execute(sql.SQL("ANALYZE {}").format(gen.tables(number)[1]))
         conn.execute(

@@ -213,6 +213,33 @@ class EmbeddedPostgres:
             )
         return changed
 
+    def init_replica(self, primary: EmbeddedPostgres) -> None:
+        """Make this cluster a streaming replica of ``primary`` (running): a base backup
+        taken with ``pg_basebackup -R``, so it starts as a standby that follows the
+        primary's WAL and serves reads. Same role and password as the primary."""
+        if (self.data / "PG_VERSION").exists():
+            return
+        url = primary.url()
+        if url is None or not primary.status().running:
+            raise EmbeddedPostgresError("the primary must be running to copy it")
+        self.root.mkdir(parents=True, exist_ok=True)
+        user = self._user()
+        if user is not None:
+            self._traversable(self.root / "x")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+        password = primary._password.read_text().strip()
+        conninfo = f"host=127.0.0.1 port={primary._port()} user={ROLE} password={password}"
+        done = self._run(
+            "pg_basebackup", "-D", str(self.data), "-d", conninfo,
+            "-R", "-X", "stream", "-c", "fast", timeout=600,
+        )  # fmt: skip
+        if done.returncode != 0:
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise EmbeddedPostgresError(f"pg_basebackup failed:\n{done.stderr.strip()}")
+        self._password.write_text(password + "\n")
+        self._password.chmod(0o600)
+        self._config.write_text(json.dumps({"port": _free_port()}) + "\n")
+
     def start(self) -> str:
         """Start the server (initialising it first if needed); returns its URL."""
         self.init()
@@ -248,6 +275,7 @@ class EmbeddedPostgres:
         assert url is not None
         admin = url.rsplit("/", 1)[0] + "/postgres"
         with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+            # A replica has the primary's databases (and could create none).
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
                 return
             conn.execute(f"CREATE DATABASE {DATABASE}")

@@ -31,7 +31,7 @@ from psycopg import sql
 from akhbar.index.analysis import analyze
 from akhbar.index.base import Passage
 
-FORMAT = 1
+FORMAT = 2
 
 
 def tables(generation: int) -> tuple[sql.Identifier, sql.Identifier]:
@@ -73,10 +73,14 @@ def create(conn: psycopg.Connection, generation: int, dimension: int) -> None:
         ).format(chunks=chunks, dim=sql.Literal(dimension))
     )
     conn.execute(sql.SQL("CREATE INDEX ON {} (article_id) WHERE removed IS NULL").format(chunks))
+    # A posting carries what scoring and visibility need (its passage's language, length
+    # and write stamps), so BM25 reads the postings of the question's terms and nothing
+    # else; the passages are read only for the filters and the candidates' cosines.
     conn.execute(
         sql.SQL(
             "CREATE TABLE {} (term text NOT NULL, key bigint NOT NULL, tf integer NOT NULL, "
-            "PRIMARY KEY (term, key))"
+            "language text NOT NULL, tokens integer NOT NULL, added bigint NOT NULL, "
+            "removed bigint, PRIMARY KEY (term, key))"
         ).format(postings)
     )
 
@@ -127,14 +131,14 @@ def insert(
         "sentences, title, outlet, outlet_key, url, published, kind, embedding, "
         "sentence_vectors, tokens, added)"
     )
-    counts: list[Counter[str]] = []
+    counts: list[tuple[Counter[str], str, int]] = []
     with conn.cursor() as cur:
         with cur.copy(sql.SQL("COPY {} {} FROM STDIN").format(chunks, columns)) as copy:
             for key, (p, vector) in zip(keys, rows, strict=True):
                 c = p.chunk
                 tokens = analyze(c.text, c.language)
                 total += len(tokens)
-                counts.append(Counter(tokens))
+                counts.append((Counter(tokens), c.language, len(tokens)))
                 sv = p.sentence_vectors
                 copy.write_row(
                     (
@@ -159,10 +163,11 @@ def insert(
                         seq,
                     )
                 )
-        with cur.copy(sql.SQL("COPY {} (term, key, tf) FROM STDIN").format(postings)) as copy:
-            for key, tf in zip(keys, counts, strict=True):
+        columns = sql.SQL("(term, key, tf, language, tokens, added)")
+        with cur.copy(sql.SQL("COPY {} {} FROM STDIN").format(postings, columns)) as copy:
+            for key, (tf, language, length) in zip(keys, counts, strict=True):
                 for term, n in tf.items():
-                    copy.write_row((term, key, n))
+                    copy.write_row((term, key, n, language, length, seq))
     return len(rows), total, {p.chunk.language for p, _ in rows}
 
 
@@ -171,14 +176,15 @@ def remove(
 ) -> tuple[int, int]:
     """Mark the live passages of these articles removed by write ``seq``; returns
     (passages, tokens) removed."""
-    chunks, _ = tables(generation)
+    chunks, postings = tables(generation)
     row = conn.execute(
         sql.SQL(
-            "WITH gone AS (UPDATE {} SET removed = %s WHERE article_id = ANY(%s) "
-            "AND removed IS NULL RETURNING tokens) SELECT count(*), coalesce(sum(tokens), 0) "
-            "FROM gone"
-        ).format(chunks),
-        [seq, list(article_ids)],
+            "WITH gone AS (UPDATE {chunks} SET removed = %(seq)s WHERE article_id = ANY(%(ids)s) "
+            "AND removed IS NULL RETURNING key, tokens), "
+            "p AS (UPDATE {postings} SET removed = %(seq)s WHERE key IN (SELECT key FROM gone)) "
+            "SELECT count(*), coalesce(sum(tokens), 0) FROM gone"
+        ).format(chunks=chunks, postings=postings),
+        {"seq": seq, "ids": list(article_ids)},
     ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
@@ -189,11 +195,11 @@ def collect(conn: psycopg.Connection, generation: int, before: int) -> int:
     chunks, postings = tables(generation)
     row = conn.execute(
         sql.SQL(
-            "WITH gone AS (DELETE FROM {chunks} WHERE removed <= %s RETURNING key), "
-            "p AS (DELETE FROM {postings} WHERE key IN (SELECT key FROM gone)) "
+            "WITH gone AS (DELETE FROM {chunks} WHERE removed <= %(before)s RETURNING key), "
+            "p AS (DELETE FROM {postings} WHERE removed <= %(before)s) "
             "SELECT count(*) FROM gone"
         ).format(chunks=chunks, postings=postings),
-        [before],
+        {"before": before},
     ).fetchone()
     return int(row[0]) if row else 0
 

@@ -70,8 +70,10 @@ class PostgresReader:
         tokens: int,
         languages: Sequence[str],
         ef_search: int,
+        replica: bool = False,
     ) -> None:
         self._pool = pool
+        self.replica = replica  # read from a streaming replica, not the primary
         self.generation = generation
         self.seq = seq
         self.version = f"{generation}.{seq}"
@@ -127,13 +129,17 @@ class PostgresReader:
             if self._hnsw:
                 # Ranked again by the exact fp32 cosine, as the reference ranks them.
                 dense_rows.sort(key=lambda r: -r[1])
-            lexical_rows = self._lexical(conn, question, where, params, dense_rows, n_cand)
+            lexical_rows = self._lexical(conn, question, filters, where, params, dense_rows)
         if not dense_rows and not lexical_rows:
             return Candidates.empty()
         lex_of = {int(key): float(score) for key, score, _, _, _ in lexical_rows}
         dense_keys = [int(r[0]) for r in dense_rows]
         dense_set = set(dense_keys)
-        extras = [r for r in lexical_rows if r[3] and int(r[0]) not in dense_set]
+        # In the lexical side's rank order (ties by key), as the reference appends them.
+        extras = sorted(
+            (r for r in lexical_rows if r[3] and int(r[0]) not in dense_set),
+            key=lambda r: (-r[1], r[0]),
+        )
         keys = np.array([*dense_keys, *(int(r[0]) for r in extras)], np.int64)
         cosines = np.array([*(r[1] for r in dense_rows), *(r[4] for r in extras)], np.float32)
         lexical = np.array([lex_of.get(int(key), 0.0) for key in keys], np.float32)
@@ -142,7 +148,7 @@ class PostgresReader:
         lang_codes = np.array([codes[lang] for lang in langs], np.int64)
         return rank(keys, cosines, lexical, lang_codes, len(dense_keys), self.fusion, mode)
 
-    def _lexical(self, conn, question, where, params, dense_rows, n_cand) -> list[tuple]:
+    def _lexical(self, conn, question, filters, where, params, dense_rows) -> list[tuple]:
         """(key, BM25, language, among the lexical top, cosine) for the lexical side's best
         ``n_cand`` and for the dense candidates (their BM25, for the fusion)."""
         q_terms: list[str] = []
@@ -158,33 +164,42 @@ class PostgresReader:
                 q_counts.append(float(n))
         if not q_terms:
             return []
+        # Every matching passage is scored (document frequencies count them all); the
+        # filters then keep the ones they allow, reading those passages' rows only when
+        # there are filters.
+        if filters != NO_FILTERS:
+            filtered = sql.SQL(
+                "SELECT s0.* FROM s0 JOIN {chunks} c ON c.key = s0.key WHERE {where}"
+            ).format(chunks=self._chunks, where=where)
+        else:
+            filtered = sql.SQL("SELECT * FROM s0")
         query = sql.SQL(
             """
             WITH q(term, language, n) AS (
                 SELECT * FROM unnest(%(q_terms)s::text[], %(q_langs)s::text[],
                                      %(q_counts)s::float8[])),
             p AS MATERIALIZED (
-                SELECT p.term, p.key, p.tf, c.tokens, c.language, ({where}) AS ok
-                FROM {postings} p JOIN {chunks} c ON c.key = p.key
+                SELECT p.term, p.key, p.tf, p.tokens, p.language FROM {postings} p
                 WHERE p.term = ANY(%(terms)s)
-                  AND c.added <= %(seq)s AND (c.removed IS NULL OR c.removed > %(seq)s)),
+                  AND p.added <= %(seq)s AND (p.removed IS NULL OR p.removed > %(seq)s)),
             df AS (SELECT term, count(*)::float8 AS df FROM p GROUP BY term),
-            s AS MATERIALIZED (
+            s0 AS (
                 SELECT p.key, p.language, sum(
                     q.n * ln(1 + (%(docs)s - df.df + 0.5) / (df.df + 0.5))
                     * p.tf / (%(k1)s * ((1 - %(b)s) + %(b)s * p.tokens / %(avg)s) + p.tf)
                 ) AS score
                 FROM p JOIN df USING (term)
                 JOIN q ON q.term = p.term AND q.language = p.language
-                WHERE p.ok GROUP BY p.key, p.language)
-            (SELECT s.key, s.score, s.language, true, -(c.embedding <#> %(q)s::vector)
-             FROM s JOIN {chunks} c ON c.key = s.key
-             ORDER BY s.score DESC, s.key LIMIT %(n)s)
+                GROUP BY p.key, p.language),
+            s AS MATERIALIZED ({filtered})
+            SELECT t.key, t.score, t.language, true, -(c.embedding <#> %(q)s::vector)
+            FROM (SELECT * FROM s ORDER BY score DESC, key LIMIT %(n)s) t
+            JOIN {chunks} c ON c.key = t.key
             UNION ALL
             (SELECT s.key, s.score, s.language, false, NULL::float8 FROM s
              WHERE s.key = ANY(%(dense)s))
             """
-        ).format(where=where, postings=self._postings, chunks=self._chunks)
+        ).format(filtered=filtered, postings=self._postings, chunks=self._chunks)
         return conn.execute(
             query,
             params
