@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from akhbar.corpus.models import Chunk
 from akhbar.eval import abstention as ab
+from akhbar.eval import abstention_study
 from akhbar.index.answers import Hit, verdict
-from akhbar.index.base import AnswerParams, Filters, Passage
+from akhbar.index.base import AnswerParams, Candidates, Filters, Passage
 from akhbar.service import cli as cli_module
 from akhbar.service import qa as service_qa
 from akhbar.service.cli import app
@@ -79,6 +80,64 @@ def test_logistic_regression_uses_a_second_feature_when_it_carries_the_signal() 
     z = x @ w + b
     assert np.allclose(1 / (1 + np.exp(-z)), model(x))
     assert w[0] > 0 > w[1]  # more above the second feature = more likely answerable
+
+
+def _passage(article: str, text: str, language: str) -> Passage:
+    chunk = Chunk(f"{article}:0", article, 0, 0, len(text), text, language)
+    return Passage(chunk, article, None, None, None, "article")
+
+
+def test_study_features_read_the_unfiltered_candidates_and_hits() -> None:
+    dense = np.array([0.90, 0.88, 0.86, 0.85, 0.84, 0.80, 0.79, 0.78, 0.77, 0.76], np.float32)
+    cands = Candidates(np.arange(10), dense, dense, np.zeros(10, np.float32), 0.76)
+    hits = [
+        Hit(_passage("a", "Le barrage produit 500 MW.", "fr"), 0.9, 0.90, 1.0, (0, 26), 0.14, True),
+        Hit(
+            _passage("a", "Autre phrase du même article.", "fr"),
+            0.88,
+            0.88,
+            0.0,
+            (0, 10),
+            0.12,
+            True,
+        ),
+        Hit(
+            _passage("b", "El embalse está en Marruecos.", "es"),
+            0.86,
+            0.86,
+            0.0,
+            (0, 10),
+            0.10,
+            True,
+        ),
+    ]
+    f = dict(
+        zip(
+            abstention_study.FEATURES,
+            abstention_study.features("Quelle puissance produit le barrage ?", "fr", cands, hits),
+            strict=True,
+        )
+    )
+    assert f["margin"] == pytest.approx(0.14)
+    assert f["margin5"] == pytest.approx(0.90 - 0.84)
+    assert f["top"] == pytest.approx(0.90)
+    assert f["article_gap"] == pytest.approx(0.90 - 0.86)  # best of another article
+    assert 0 < f["coverage3"] <= 1  # "barrage" and "produit" are in the first passage
+    assert f["same_language"] == 1.0
+
+
+def test_study_compares_rules_on_held_out_folds() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.random(150) < 0.3
+    x = rng.normal(0, 1, (150, len(abstention_study.FEATURES)))
+    x[:, 0] += np.where(y, -1.5, 0.0)  # the margin carries the signal
+    result = abstention_study.study(x, y)
+    assert set(result["held_out_f1_by_rule"]) == {
+        "+".join(c) for c in abstention_study.FEATURE_SETS
+    }
+    assert result["held_out_f1_by_rule"]["margin"]["f1_mean"] > 0.6
+    assert len(result["nested_f1"]) == 5 and 0 <= result["nested_f1_mean"] <= 1
+    assert "held-out F1" in abstention_study.markdown(result)
 
 
 # --- the verdict ---------------------------------------------------------------------------
