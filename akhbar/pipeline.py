@@ -33,13 +33,17 @@ def sample_corpus_path() -> Path:
 
 def chunking_params(settings: Settings) -> ChunkingParams:
     return ChunkingParams(
-        max_chars=settings.chunk_chars, overlap_sentences=settings.chunk_overlap_sentences
+        max_chars=settings.chunk_chars,
+        overlap_sentences=settings.chunk_overlap_sentences,
+        second_view=settings.second_view,
     )
 
 
 def fusion_params(settings: Settings) -> FusionParams:
     return FusionParams(
-        lexical_weight=settings.lexical_weight, abstain_threshold=settings.abstain_threshold
+        lexical_weight=settings.lexical_weight,
+        abstain_threshold=settings.abstain_threshold,
+        rerank_depth=settings.rerank_depth,
     )
 
 
@@ -191,6 +195,17 @@ def postgres_index(
     )
 
 
+def postgres_version(settings: Settings) -> str | None:
+    """The served postgres index's version, read without loading a model (CLI checks)."""
+    try:
+        from akhbar.index.postgres.backend import served_version
+    except ImportError as exc:
+        raise IndexStateError(
+            f"the postgres backend needs the postgres extra (pip install -e '.[postgres]'): {exc}"
+        ) from exc
+    return served_version(database_url(settings), settings.postgres.namespace)
+
+
 # The backends AKHBAR_BACKEND can name. Each is made from the settings and the encoder;
 # eval passes its own chunking and a scratch folder (where the backend keeps files, or,
 # for postgres, which names its schema).
@@ -247,6 +262,21 @@ def catch_up_index(backend: IndexBackend, store: Store) -> int:
     if isinstance(backend, LocalIndex) and backend.current_version() is not None:
         return backend.catch_up(store)
     return 0
+
+
+def follows_store(backend: IndexBackend) -> bool:
+    """Whether ``catch_up_index`` does anything for this backend."""
+    return isinstance(backend, LocalIndex)
+
+
+def merge_due(backend: IndexBackend) -> bool:
+    """Whether the backend's delta has passed its size or age threshold."""
+    return isinstance(backend, LocalIndex) and backend.merge_due()
+
+
+def merge_index(backend: IndexBackend) -> BuildReport | None:
+    """Fold the backend's delta into a new version; None when there is none."""
+    return backend.merge() if isinstance(backend, LocalIndex) else None
 
 
 def unchanged_version(settings: Settings) -> str | None:

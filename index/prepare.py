@@ -25,17 +25,22 @@ class ChunkingParams:
     # A vector per sentence, each sentence encoded on its own with the passage prompt:
     # what the rerank and the highlight compare the question with.
     sentence_vectors: bool = True
-    sentence_encoding: str = "alone"  # recorded, so an index of pooled vectors is rebuilt
+    sentence_encoding: str = "alone+title"  # recorded: an index of other vectors is rebuilt
     # Cache the second view's passage vectors (index/second_view.py) while indexing, so
     # questions never wait for them.
     second_view: bool = False
 
 
 def embed_text(chunk: Chunk, article: Article, params: ChunkingParams) -> str:
+    return titled(chunk.text, article, params)
+
+
+def titled(text: str, article: Article, params: ChunkingParams) -> str:
+    """``text`` as it is encoded: after the article's title, for context."""
     wants_title = params.embed_title and article.kind != "headline" and article.title
-    if wants_title and not chunk.text.startswith(article.title):
-        return f"{article.title}\n{chunk.text}"
-    return chunk.text
+    if wants_title and not text.startswith(article.title):
+        return f"{article.title}\n{text}"
+    return text
 
 
 @dataclass
@@ -117,7 +122,7 @@ def prepare(
     texts = [embed_text(c, by_id[c.article_id], chunking) for c in chunks]
     enc = encode_with_cache(texts, encoder, cache, progress=progress)
     if chunking.sentence_vectors:
-        sent = encode_sentences(chunks, encoder, cache, progress=progress)
+        sent = encode_sentences(chunks, by_id, chunking, encoder, cache, progress=progress)
         enc.sentences = sent.sentences
         enc.sentences_encoded = sent.encoded
         enc.sentence_seconds = sent.seconds
@@ -156,20 +161,30 @@ def cache_second_view(
 
 def encode_sentences(
     chunks: list[Chunk],
+    articles: dict[str, Article],
+    chunking: ChunkingParams,
     encoder: Encoder,
     cache: EmbeddingCache | None,
     *,
     progress: Progress | None = None,
 ) -> Encoded:
     """One float16 vector per sentence of each chunk, every sentence encoded on its own
-    with the passage prompt (a chunk without sentence offsets counts as one sentence).
+    with the passage prompt, after the article's title as the chunk is (a chunk without
+    sentence offsets counts as one sentence).
 
     On their own, not pooled from the passage's pass: token states pooled over a sentence
     still carry the rest of the passage and ranked no better than the passage vector,
-    where a sentence's own vector matches the one sentence a question asks about. They
-    share the passage vectors' cache (a text's hash, whichever role it plays), so a
-    sentence seen in another chunk, or a one-sentence chunk, is encoded once."""
-    per_chunk = [[c.text[a:b] for a, b in c.sentences] if c.sentences else [c.text] for c in chunks]
+    where a sentence's own vector matches the one sentence a question asks about. With
+    the title: a news sentence alone ("He said the plant will open in May") often does
+    not say what it is about (on the eval set, hit@1 0.943 without it against 0.974 with
+    it, 0.948 not reranked). They share the passage vectors' cache (a text's hash,
+    whichever role it plays), so a sentence seen twice is encoded once."""
+    per_chunk = [
+        [titled(c.text[a:b], articles[c.article_id], chunking) for a, b in c.sentences]
+        if c.sentences
+        else [embed_text(c, articles[c.article_id], chunking)]
+        for c in chunks
+    ]
     flat = [t for texts in per_chunk for t in texts]
     enc = encode_with_cache(flat, encoder, cache, progress=progress, stage="encode sentences")
     bounds = np.cumsum([0, *(len(texts) for texts in per_chunk)])

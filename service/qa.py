@@ -16,9 +16,24 @@ from akhbar.corpus.language import warm_up as warm_up_language_id
 from akhbar.corpus.store import Store
 from akhbar.corpus.valid_text import first_invalid_character
 from akhbar.index.answers import Answer, Hit, top_hits, verdict
-from akhbar.index.base import NO_FILTERS, Filters, IndexBackend, IndexReader, NoIndexError
+from akhbar.index.base import (
+    NO_FILTERS,
+    Filters,
+    IndexBackend,
+    IndexReader,
+    IndexStateError,
+    NoIndexError,
+)
 from akhbar.index.encoder import FAST_QUERY_BATCH, Encoder, SentenceTransformerEncoder
-from akhbar.pipeline import open_backend
+from akhbar.index.second_view import SecondQuery, SecondView
+from akhbar.pipeline import (
+    catch_up_index,
+    embeddings_path,
+    follows_store,
+    merge_due,
+    merge_index,
+    open_backend,
+)
 from akhbar.service.batcher import QuestionBatcher
 from akhbar.settings import Settings
 
@@ -101,10 +116,25 @@ class QAEngine:
         )
         # Loaded here, before the app says ready, not by the first questions in a race.
         warm_up_language_id()
+        self._second = SecondView.open(embeddings_path(settings)) if settings.second_view else None
+        if self._second is not None:
+            self._second.question("warm-up")  # loads its weights now, not on a question
         # Articles deleted while an index that still holds them may be served. Small (one
         # id per deletion) and re-checked against the store, so a re-ingested id comes back.
         self._deleted: set[str] = set()
         self._deleted_lock = threading.Lock()
+        # The local backend's delta follows the store: articles another process (the CLI,
+        # a poller) committed become answerable here without a rebuild, and a writer that
+        # died before indexing what it committed is caught up after.
+        self._stop = threading.Event()
+        self._refresh_lock = threading.Lock()
+        self._merge: threading.Thread | None = None
+        self._follower: threading.Thread | None = None
+        if follows_store(self.index):
+            self._follower = threading.Thread(
+                target=self._follow, name="akhbar-index-follower", daemon=True
+            )
+            self._follower.start()
 
     # -- index version -------------------------------------------------------------
     def searcher(self) -> IndexReader:
@@ -127,6 +157,39 @@ class QAEngine:
             # it finish on the version they started with.
             self._loaded = _Loaded(searcher.version, searcher)
             return searcher
+
+    def refresh(self) -> int:
+        """Index what the store committed and the index has not read yet (articles read)."""
+        with self._refresh_lock:
+            return catch_up_index(self.index, self.store)
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.settings.local.delta_poll_s):
+            try:
+                self.refresh()
+                self._maybe_merge()
+            except Exception:
+                # The next round retries; questions are answered from what is there.
+                log.exception("could not bring the index delta up to date")
+
+    def _maybe_merge(self) -> None:
+        """Start a background merge of the delta if one is due and none is running."""
+        running = self._merge is not None and self._merge.is_alive()
+        if not running and merge_due(self.index):
+            self._merge = threading.Thread(target=self._run_merge, name="akhbar-merge", daemon=True)
+            self._merge.start()
+
+    def _run_merge(self) -> None:
+        try:
+            report = merge_index(self.index)
+        except IndexStateError as exc:  # another process builds or merges: it will do
+            log.info("delta merge skipped: %s", exc)
+            return
+        except Exception:
+            log.exception("delta merge failed; the version and its delta keep serving")
+            return
+        if report is not None:
+            log.info("delta merged into version %s (%d chunks)", report.version, report.chunks)
 
     def ready(self) -> bool:
         try:
@@ -234,6 +297,9 @@ class QAEngine:
         # another process (the CLI) is caught too; its id joins the set and the top k are
         # picked again from the same candidates, so the answer still has k passages.
         candidates = searcher.search(vec, q, k, filters)
+        second = (
+            None if self._second is None else SecondQuery(self._second, self._second.question(q))
+        )
         for _ in range(3):
             excluded = self._excluded()
             hits = top_hits(
@@ -245,6 +311,7 @@ class QAEngine:
                 k,
                 excluded=excluded.__contains__,
                 reference=reference,
+                second=second,
             )
             ids = {h.passage.chunk.article_id for h in hits}
             gone = {a for a in ids if self.store.stored_state(a) is None}
@@ -255,5 +322,12 @@ class QAEngine:
         return [h for h in hits if h.passage.chunk.article_id not in gone], candidates.reference
 
     def close(self) -> None:
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(timeout=30)
+        if self._merge is not None:
+            self._merge.join(timeout=600)
         self._batcher.close()
+        if self._second is not None:
+            self._second.close()
         self.store.close()

@@ -22,7 +22,8 @@ from akhbar.corpus.store import Store
 from akhbar.index.base import IndexIntegrityError
 from akhbar.index.local.searcher import LocalReader
 from akhbar.index.local.versions import INDEX_FORMAT, VersionStore
-from akhbar.pipeline import embeddings_path, run_index
+from akhbar.index.prepare import titled
+from akhbar.pipeline import chunking_params, embeddings_path, run_index
 from akhbar.service.qa import QAEngine
 from akhbar.service.schemas import AskResponse, ask_response
 
@@ -114,15 +115,17 @@ def test_adding_ten_articles_encodes_only_their_chunks(
         report = ingest(store, _raw_items())
         assert report.stored == 10
         new_ids = {a.id for a in store.iter_articles() if a.outlet == "Test Press"}
+        new_articles = [store.get_article(i) for i in new_ids]
         new_chunks = [
-            c for i in new_ids for c in chunk_article(store.get_article(i), settings.chunk_chars, 1)
+            (a, c) for a in new_articles for c in chunk_article(a, settings.chunk_chars, 1)
         ]
         expected = len(new_chunks)
     counting = CountingEncoder(encoder)
     build = run_index(settings, counting)
     assert build.encoded == expected
     # Besides those passages, only their sentences (each encoded on its own) were encoded.
-    sentences = {c.text[a:b] for c in new_chunks for a, b in c.sentences}
+    params = chunking_params(settings)
+    sentences = {titled(c.text[x:y], a, params) for a, c in new_chunks for x, y in c.sentences}
     assert counting.passages - build.encoded == len(set(counting.texts) & sentences) > 0
     assert build.reused == build.chunks - expected
     engine = QAEngine(settings, encoder)

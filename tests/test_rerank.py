@@ -1,0 +1,355 @@
+"""Sentence vectors encoded on their own, the rerank of the first candidates, the second
+view, and the highlight they choose (index/prepare.py, index/rerank.py,
+index/second_view.py, index/answers.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from akhbar.corpus.models import Article, Chunk
+from akhbar.eval.benchmarks import BUNDLED_DIR, load_xquad
+from akhbar.index.answers import highlight, query_terms, top_hits
+from akhbar.index.base import AnswerParams, Candidates, Passage
+from akhbar.index.cache import EmbeddingCache
+from akhbar.index.fusion import FusionParams
+from akhbar.index.memory import MemoryIndex
+from akhbar.index.prepare import ChunkingParams, prepare
+from akhbar.index.rerank import rerank_order
+from akhbar.index.second_view import SecondQuery, SecondView, UseEncoder
+from akhbar.pipeline import chunking_params, fusion_params
+from akhbar.settings import Settings
+
+DIM = 8
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.zeros(DIM, np.float32)
+    v[: len(values)] = values
+    return v / np.linalg.norm(v)
+
+
+def passage(text: str, sentences: list[tuple[int, int]], vectors: np.ndarray | None) -> Passage:
+    chunk = Chunk(
+        id=f"c-{text[:10]}",
+        article_id=f"a-{text[:10]}",
+        ordinal=0,
+        start=0,
+        end=len(text),
+        text=text,
+        language="es",
+        sentences=tuple(sentences),
+    )
+    svec = None if vectors is None else vectors.astype(np.float16)
+    return Passage(chunk, "", None, None, None, "article", svec)
+
+
+class CountingEncoder:
+    """A deterministic stand-in encoder that counts what it encodes."""
+
+    name = "counting"
+    dimension = DIM
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def encode_queries(self, texts):
+        return self.encode_passages(texts)
+
+    def count_query_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def encode_passages(self, texts):
+        self.texts.extend(texts)
+        out = np.zeros((len(texts), DIM), np.float32)
+        for i, t in enumerate(texts):
+            rng = np.random.default_rng(sum(map(ord, t)))
+            v = rng.normal(size=DIM)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+
+def params(depth: int, weight: float = 1.0) -> AnswerParams:
+    return AnswerParams(rerank_depth=depth, sentence_weight=weight, sentence_weight_alone=weight)
+
+
+# -- the rerank -------------------------------------------------------------------------
+
+
+def test_rerank_reorders_only_the_first_candidates() -> None:
+    q = unit(1, 0)
+    off, on = unit(0, 1), unit(1, 0)
+    # Candidate 2 holds a sentence that is the question itself; candidate 4 too, but it
+    # lies past the depth of 3, so it keeps its place.
+    passages = [
+        passage("Uno. Dos.", [(0, 4), (5, 9)], np.stack([off, off])),
+        passage("Tres. Cuatro.", [(0, 5), (6, 13)], np.stack([off, off])),
+        passage("Cinco. Seis.", [(0, 6), (7, 12)], np.stack([off, on])),
+        passage("Siete.", [(0, 6)], np.stack([off])),
+        passage("Ocho.", [(0, 5)], np.stack([on])),
+    ]
+    scores = np.array([0.9, 0.85, 0.8, 0.7, 0.6], np.float32)
+    order, new = rerank_order(scores, scores, passages, q, params(3))
+    assert order.tolist() == [2, 0, 1, 3, 4]
+    assert new[3:].tolist() == pytest.approx(scores[3:].tolist())
+    assert new[0] == pytest.approx(0.8 + 1.0)
+    # Off, nothing moves and nothing is rescored.
+    order, new = rerank_order(scores, scores, passages, q, params(0))
+    assert order.tolist() == [0, 1, 2, 3, 4]
+    assert new.tolist() == pytest.approx(scores.tolist())
+
+
+def test_a_passage_without_sentence_vectors_is_scored_by_its_own_cosine() -> None:
+    q = unit(1, 0)
+    passages = [passage("Uno.", [(0, 4)], None), passage("Dos.", [(0, 4)], unit(1, 1)[None])]
+    dense = np.array([0.9, 0.5], np.float32)
+    order, new = rerank_order(dense, dense, passages, q, params(2))
+    assert new[list(order).index(0)] == pytest.approx(0.9 + 0.9)
+    assert order.tolist() == [0, 1]
+
+
+class _Reader:
+    """An IndexReader over fixed passages, for the answer layer."""
+
+    def __init__(self, passages: list[Passage], rerank_depth: int) -> None:
+        self._passages = passages
+        self.answer_params = params(rerank_depth)
+        self.version = "test"
+        self.manifest: dict = {}
+
+    @property
+    def count(self) -> int:
+        return len(self._passages)
+
+    def passages(self, keys):
+        return [self._passages[int(k)] for k in keys]
+
+
+def test_top_hits_rerank_and_highlight_come_from_the_sentence_vectors() -> None:
+    q = unit(1, 0)
+    off, on = unit(0, 1), unit(1, 0)
+    text = "Primera frase sin nada. Segunda frase con la respuesta."
+    spans = [(0, 23), (24, len(text))]
+    ps = [
+        passage("Otro texto. Y otro mas.", [(0, 11), (12, 23)], np.stack([off, off])),
+        passage(text, spans, np.stack([off, on])),
+    ]
+    cand = Candidates(
+        keys=np.array([0, 1]),
+        score=np.array([0.9, 0.85], np.float32),
+        dense=np.array([0.9, 0.85], np.float32),
+        lexical=np.zeros(2, np.float32),
+        reference=0.5,
+    )
+    reranked = top_hits(_Reader(ps, 10), cand, "pregunta", "es", q, 2)
+    assert [h.passage.chunk.text for h in reranked] == [text, ps[0].chunk.text]
+    # The highlight is the sentence whose own vector matches, though it shares no term.
+    assert reranked[0].highlight == spans[1]
+    # Margins (what abstention reads) are the cosine's, not the reranked score's.
+    assert reranked[0].margin == pytest.approx(0.85 - 0.5)
+    served = top_hits(_Reader(ps, 10), cand, "pregunta", "es", q, 2, rerank=False)
+    assert [h.passage.chunk.text for h in served] == [ps[0].chunk.text, text]
+
+
+def test_highlight_without_vectors_falls_back_to_shared_terms() -> None:
+    text = "El puerto cerró. La central solar produce 80 MW."
+    p = passage(text, [(0, 16), (17, len(text))], None)
+    terms = query_terms("¿Cuántos MW produce la central solar?", "es")
+    assert highlight(p, terms, unit(1), params(0)) == (17, len(text))
+
+
+# -- sentence vectors at index time -----------------------------------------------------
+
+
+ARTICLES = [
+    Article(id="a1", title="", text="La central produce 80 MW. Abrió en 2024.", language="es"),
+    Article(id="a2", title="", text="Abrió en 2024. El puerto cerró ayer.", language="es"),
+]
+
+
+def test_each_sentence_is_encoded_on_its_own_once_and_cached(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    cache = EmbeddingCache(tmp_path / "cache.sqlite3", "counting", DIM)
+    chunking = ChunkingParams()
+    first = prepare(ARTICLES, encoder=enc, cache=cache, chunking=chunking)
+    # Two passages, three distinct sentences ("Abrió en 2024." is in both articles).
+    assert first.encoded.encoded == 2
+    assert first.encoded.sentences_encoded == 3
+    assert sorted(set(enc.texts)) == sorted(
+        {"La central produce 80 MW.", "Abrió en 2024.", "El puerto cerró ayer."}
+        | {a.text for a in ARTICLES}
+    )
+    sentences = first.encoded.sentences
+    assert sentences is not None
+    for chunk, vecs in zip(first.chunks, sentences, strict=True):
+        assert vecs.dtype == np.float16
+        assert vecs.shape == (len(chunk.sentences), DIM)
+        # Each is the vector of the sentence text encoded alone.
+        alone = CountingEncoder().encode_passages([chunk.text[a:b] for a, b in chunk.sentences])
+        assert np.abs(vecs.astype(np.float32) - alone).max() < 1e-3
+    # A rebuild encodes nothing: passages and sentences come back from the cache.
+    enc.texts.clear()
+    again = prepare(ARTICLES, encoder=enc, cache=cache, chunking=chunking)
+    assert enc.texts == []
+    assert again.encoded.encoded == again.encoded.sentences_encoded == 0
+    for a, b in zip(sentences, again.encoded.sentences or [], strict=True):
+        assert np.array_equal(a, b)
+    cache.close()
+
+
+def test_sentences_are_encoded_after_the_title_as_their_chunk_is() -> None:
+    enc = CountingEncoder()
+    news = Article(
+        id="n", title="Solar plant", text="It opens in May. It costs $2bn.", language="en"
+    )
+    prep = prepare([news], encoder=enc, cache=None, chunking=ChunkingParams())
+    assert enc.texts == [
+        "Solar plant\nIt opens in May. It costs $2bn.",
+        "Solar plant\nIt opens in May.",
+        "Solar plant\nIt costs $2bn.",
+    ]
+    assert (prep.encoded.sentences or [])[0].shape == (2, DIM)
+    enc.texts.clear()
+    prepare([news], encoder=enc, cache=None, chunking=ChunkingParams(embed_title=False))
+    assert enc.texts[1:] == ["It opens in May.", "It costs $2bn."]
+
+
+def test_no_sentence_vectors_when_the_chunking_asks_for_none() -> None:
+    enc = CountingEncoder()
+    prep = prepare(
+        ARTICLES, encoder=enc, cache=None, chunking=ChunkingParams(sentence_vectors=False)
+    )
+    assert prep.encoded.sentences is None
+    assert sorted(enc.texts) == sorted(a.text for a in ARTICLES)
+
+
+def test_float16_sentence_vectors_keep_the_scores(encoder) -> None:
+    """The stored form (float16) against the float32 vectors, on real sentences."""
+    text = (
+        "Marruecos presentó su estrategia de inteligencia artificial. Se llama «AI Made in "
+        "Morocco». El plan prevé formar a 100.000 jóvenes hasta 2030."
+    )
+    article = Article(id="m", title="", text=text, language="es")
+    prep = prepare([article], encoder=encoder, cache=None, chunking=ChunkingParams())
+    stored = (prep.encoded.sentences or [])[0]
+    chunk = prep.chunks[0]
+    exact = encoder.encode_passages([chunk.text[a:b] for a, b in chunk.sentences])
+    q = encoder.encode_queries(["What is the Moroccan AI strategy called?"])[0]
+    assert stored.dtype == np.float16
+    assert np.abs(stored.astype(np.float32) @ q - exact @ q).max() < 1e-3
+    assert np.argmax(stored.astype(np.float32) @ q) == np.argmax(exact @ q)
+
+
+# -- the setting and the second view ----------------------------------------------------
+
+
+def test_the_second_view_setting_reaches_indexing_and_is_off_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AKHBAR_SECOND_VIEW", raising=False)
+    assert Settings().second_view is False
+    assert chunking_params(Settings()).second_view is False
+    monkeypatch.setenv("AKHBAR_SECOND_VIEW", "true")
+    assert chunking_params(Settings()).second_view is True
+    monkeypatch.setenv("AKHBAR_SECOND_VIEW", "false")
+    monkeypatch.setenv("AKHBAR_RERANK_DEPTH", "0")
+    off = Settings()
+    assert off.second_view is False
+    assert chunking_params(off).second_view is False
+    assert fusion_params(off).answer_params().rerank_depth == 0
+
+
+def test_without_the_second_view_the_sentence_weight_alone_applies() -> None:
+    q = unit(1, 0)
+    ps = [passage("Uno.", [(0, 4)], unit(1)[None]), passage("Dos.", [(0, 4)], unit(0, 1)[None])]
+    scores = np.array([0.5, 0.4], np.float32)
+    p = AnswerParams(
+        rerank_depth=2, sentence_weight=0.5, second_view_weight=0.2, sentence_weight_alone=2.0
+    )
+    _, new = rerank_order(scores, scores, ps, q, p, second=None)
+    assert new[0] == pytest.approx(0.5 + 2.0)
+
+
+def test_second_view_vectors_are_cached_by_text(tmp_path: Path) -> None:
+    class Counting(UseEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def encode(self, texts):
+            self.calls.extend(texts)
+            return super().encode(texts)
+
+    cache_path = tmp_path / "cache.sqlite3"
+    counting = Counting()
+    view = SecondView(EmbeddingCache(cache_path, "use-multilingual-v3", 512), counting)
+    texts = ["Rabat es la capital de Marruecos.", "El fútbol es un deporte."]
+    first = view.passages(texts)
+    assert counting.calls == texts
+    counting.calls.clear()
+    assert np.allclose(view.passages(texts[::-1]), first[::-1])
+    assert counting.calls == []
+    q = view.question("What is the capital of Morocco?")
+    assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-5)
+    assert q @ first[0] > q @ first[1] + 0.3
+    view.close()
+
+
+# -- the real engines on a bundled cross-lingual case ------------------------------------
+
+# English XQuAD questions whose Spanish paragraph e5 ranks second among these (bundled
+# eval/data/benchmarks/xquad, CC BY-SA 4.0): a sentence of the gold paragraph answers it.
+CASES = {
+    "Who went to Wittenberg to hear Luther speak?": "xquad-es-06-00",
+    "When were Tesla's patents restored?": "xquad-es-03-02",
+    "What proclamation abolished protestantism in France?": "xquad-es-10-00",
+    "Who was the leader when the Franks entered the Euphrates valley?": "xquad-es-02-03",
+}
+POOL = [
+    *CASES.values(),
+    "xquad-es-06-03",
+    "xquad-es-06-02",
+    "xquad-es-03-00",
+    "xquad-es-03-01",
+    "xquad-es-10-02",
+    "xquad-es-32-02",
+    "xquad-es-46-03",
+    "xquad-es-18-03",
+]
+
+
+@pytest.mark.parametrize("second_view", [False, True])
+def test_the_rerank_finds_the_spanish_paragraph_of_english_questions(
+    encoder, tmp_path: Path, second_view: bool
+) -> None:
+    bench = load_xquad("en", "es", data_dir=BUNDLED_DIR / "xquad")
+    articles = [
+        Article(id=d, title="", text=bench.docs[d][0], language="es") for d in dict.fromkeys(POOL)
+    ]
+    index = MemoryIndex(
+        encoder,
+        cache_path=tmp_path / "cache.sqlite3",
+        chunking=ChunkingParams(max_chars=100_000, overlap_sentences=0, second_view=second_view),
+        fusion=FusionParams(),
+    )
+    index.build(articles, corpus_checksum="x")
+    reader = index.open()
+    view = SecondView.open(tmp_path / "cache.sqlite3") if second_view else None
+    before, after = [], []
+    for question, gold in CASES.items():
+        q = encoder.encode_queries([question])[0]
+        cand = reader.search(q, question, 5)
+        second = None if view is None else SecondQuery(view, view.question(question))
+        served = top_hits(reader, cand, question, "en", q, 5, rerank=False)
+        reranked = top_hits(reader, cand, question, "en", q, 5, second=second)
+        before.append(served[0].passage.chunk.article_id == gold)
+        after.append(reranked[0].passage.chunk.article_id == gold)
+        # The highlight is a sentence of the passage, chosen by the sentence vectors.
+        a, b = reranked[0].highlight
+        assert (a, b) in reranked[0].passage.chunk.sentences
+    assert sum(after) == len(CASES)
+    assert sum(before) < len(CASES)
+    if view is not None:
+        view.close()
