@@ -31,7 +31,7 @@ from akhbar.index.base import NoIndexError  # noqa: E402
 from akhbar.index.postgres import generation  # noqa: E402
 from akhbar.index.postgres.backend import PostgresIndex  # noqa: E402
 from akhbar.index.postgres.schema import SchemaError, check, migrate, migrations  # noqa: E402
-from akhbar.pipeline import postgres_index, run_index  # noqa: E402
+from akhbar.pipeline import postgres_index, postgres_version, run_index  # noqa: E402
 from akhbar.service.cli import app  # noqa: E402
 from akhbar.service.qa import QAEngine  # noqa: E402
 from akhbar.settings import Settings  # noqa: E402
@@ -314,3 +314,26 @@ def test_the_service_answers_from_postgres(pg_settings: Settings, encoder) -> No
         assert "500 MW" in top.passage.chunk.text[slice(*top.highlight)]
     finally:
         engine.close()
+
+
+def test_the_cli_asks_the_postgres_index(
+    pg_settings: Settings, encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`akhbar ask` checks the database's index before loading anything, then answers."""
+    monkeypatch.setenv("AKHBAR_HOME", str(pg_settings.home))
+    monkeypatch.setenv("AKHBAR_BACKEND", "postgres")
+    monkeypatch.setenv("AKHBAR_DATABASE_URL", pg_settings.database_url.get_secret_value())
+    monkeypatch.setenv("AKHBAR_PRECISION", "fp32")
+    empty = fresh_namespace()
+    with psycopg.connect(pg_settings.database_url.get_secret_value()) as conn:
+        migrate(conn, empty)
+    monkeypatch.setenv("AKHBAR_POSTGRES__NAMESPACE", empty)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["ask", "Quelle capacité ?"])
+    assert refused.exit_code == 1 and "no index in the database" in refused.output
+    monkeypatch.setenv("AKHBAR_POSTGRES__NAMESPACE", pg_settings.postgres.namespace)
+    if postgres_version(pg_settings) is None:
+        run_index(pg_settings, encoder)
+    answered = runner.invoke(app, ["ask", "Quelle capacité pour le data center de Dakhla ?"])
+    assert answered.exit_code == 0, answered.output
+    assert "500 MW" in answered.stdout

@@ -23,6 +23,7 @@ from akhbar.index.base import (
     BuildInProgressError,
     BuildReport,
     IndexIntegrityError,
+    IndexStateError,
     NoIndexError,
     Passage,
     Progress,
@@ -36,6 +37,23 @@ from akhbar.index.postgres.schema import check, check_namespace, migrate, use_na
 from akhbar.index.prepare import ChunkingParams, prepare
 
 _BUILD_LOCK = 0x616B6862756C64  # "akhbuld": one build at a time per database
+
+
+def served_version(url: str, namespace: str) -> str | None:
+    """The version the index in ``namespace`` serves (None before its first build), read
+    without a model or a pool: what the CLI checks before loading anything."""
+    try:
+        conn = psycopg.connect(url, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise IndexStateError(f"cannot reach the database: {exc}") from exc
+    with conn:
+        check(conn, namespace)
+        use_namespace(conn, namespace)
+        row = conn.execute(
+            "SELECT g.generation, g.seq FROM index_state s "
+            "JOIN index_generations g ON g.generation = s.generation"
+        ).fetchone()
+    return None if row is None else f"{row[0]}.{row[1]}"
 
 
 class PostgresIndex:

@@ -104,6 +104,13 @@ def require_index(settings: Settings) -> str:
     from rich.markup import escape
 
     try:
+        if settings.backend == "postgres":
+            from akhbar.pipeline import postgres_version
+
+            version = postgres_version(settings)
+            if version is None:
+                fail(escape(f"no index in the database: {NO_INDEX_HINT}"))
+            return version
         return VersionStore(settings.index_dir).current_path().name
     except NoIndexError:
         fail(escape(f"no index in {settings.home}: {NO_INDEX_HINT}"))
