@@ -17,7 +17,7 @@ from akhbar.eval.bench.common import RESULTS_DIR
 from akhbar.index.local.dense import DenseSizing
 from akhbar.settings import Settings
 
-ALL = ("encoders", "indexing", "latency", "scale", "peer")
+ALL = ("encoders", "indexing", "latency", "scale", "peer", "freshness")
 
 
 @dataclass
@@ -143,6 +143,13 @@ def run_benchmarks(
                 out_dir=opt.out_dir,
             )
             _print_scale(console, res)
+        elif name == "freshness":
+            from akhbar.eval.bench.freshness import bench_freshness
+
+            res = bench_freshness(
+                settings, encoder, tiers=opt.tiers, work_dir=opt.work_dir, out_dir=opt.out_dir
+            )
+            _print_freshness(console, res)
         else:
             from akhbar.eval.bench.peer import bench_peer
 
@@ -191,6 +198,43 @@ def _print_scale(console: Console, res: dict) -> None:
             _table(f"Resident memory by part, {n} chunks (VmRSS deltas)", rows, ["part", "mb"])
         )
     console.print(f"targets: {res['targets']}")
+
+
+def _print_freshness(console: Console, res: dict) -> None:
+    rows = [
+        {
+            "chunks": r["chunks"],
+            "follower p50/p95 s": "{p50:.2f} / {p95:.2f}".format(
+                **r["commit_to_answerable_follower_s"]
+            ),
+            "writer p50/p95 s": "{p50:.2f} / {p95:.2f}".format(
+                **r["commit_to_answerable_writer_s"]
+            ),
+            "ask p50 ms, no delta": r["query_ms_no_delta"]["p50"],
+            "with delta": r["query_ms_with_delta"]["p50"],
+            "ratio": r["query_p50_ratio"],
+            "merge_s": r["merge_s"],
+        }
+        for r in res["rows"]
+    ]
+    console.print(
+        _table("Freshness: ingest commit -> answerable", rows, list(rows[0]) if rows else [])
+    )
+    console.print(res["note"])
+    console.print(f"targets: {res['targets']}")
+
+
+def _print_rerank(console: Console, res: dict) -> None:
+    rows = [{"part": k, "p50_ms": v} for k, v in res["parts_p50_ms"].items()]
+    console.print(
+        _table("Rerank: the answer layer's parts, one question at a time", rows, ["part", "p50_ms"])
+    )
+    console.print(
+        f"sentence rerank p50 {res['sentence_rerank_p50_ms']:.2f} ms, with the second view "
+        f"{res['rerank_with_second_view_p50_ms']:.2f} ms (its question "
+        f"{res['second_view_question_p50_ms']:.2f} ms); targets {res['targets']}"
+    )
+    console.print(f"indexing: {res['indexing']}")
 
 
 def _print_peer(console: Console, res: dict) -> None:

@@ -16,7 +16,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -242,7 +242,9 @@ def ensure_tier(
         encoder=fake,
         root=s.index_dir,
         cache=None,
-        chunking=chunking_params(s),
+        # No sentence vectors nor second view: the synthetic vectors stand for whole
+        # passages only (there is no vector to serve for a sentence).
+        chunking=replace(chunking_params(s), sentence_vectors=False, second_view=False),
         fusion=fusion_params(s),
         sizing=sizing,
         keep_versions=1,

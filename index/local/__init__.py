@@ -259,8 +259,12 @@ class LocalIndex:
         one segment. With watermarks (a catch-up), None if another writer moved the delta
         on meanwhile: the caller reads the store again."""
         cache = EmbeddingCache.for_encoder(self.cache_path, self.encoder)
+        # The second view's passage vectors (another model, loaded for each call) are
+        # left to the first question that needs them, which encodes and caches them: the
+        # same vectors, so the same scores, and a write waits for e5 alone.
+        chunking = replace(self.chunking, second_view=False)
         try:
-            prep = prepare(articles, encoder=self.encoder, cache=cache, chunking=self.chunking)
+            prep = prepare(articles, encoder=self.encoder, cache=cache, chunking=chunking)
         finally:
             cache.close()
         segment = Segment.make(

@@ -26,6 +26,7 @@ from akhbar.service.cli.common import (
 )
 from akhbar.service.cli.db import db_app
 from akhbar.service.cli.feeds import background_poller, feeds_app, watch
+from akhbar.settings import Settings
 
 # Plain help: typer's rich help prints a type after every option (`--json <bool>`); the
 # plain layout shows flags as flags and values by their metavar.
@@ -96,6 +97,15 @@ def ingest(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 2 if any item or file was rejected.")
     ] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--index/--no-index",
+            help="Make stored articles answerable now, without a rebuild (local backend, "
+            "once an index exists: encodes them into the index's delta; loads the model). "
+            "With --no-index a running server does it within a second or so.",
+        ),
+    ] = True,
 ) -> None:
     """Read articles into the store: aggregator pages, RSS/Atom, HTML, JSONL, URLs.
 
@@ -132,11 +142,34 @@ def ingest(
             console.print(f"  skipped {source}: {why}", markup=False)
         if len(report.skipped) > 10:
             console.print(f"  … and {len(report.skipped) - 10} more")
+    if fresh and report.stored:
+        _index_fresh(settings)
     if report.unreadable:
         fail(f"could not read {escape(', '.join(report.unreadable))}")
     if strict and report.rejected:
         err.print(f"--strict: {report.rejected} rejected", markup=False)
         raise typer.Exit(2)
+
+
+def _index_fresh(settings: Settings) -> None:
+    """Catch the index's delta up with the store; a failure is reported, not fatal: the
+    articles are stored, and a server or the next `akhbar index` indexes them."""
+    from akhbar.corpus.store import Store
+    from akhbar.index.local.versions import VersionStore
+    from akhbar.pipeline import catch_up_index, open_backend
+    from akhbar.service.qa import load_encoder
+
+    if settings.backend != "local" or VersionStore(settings.index_dir).current_name() is None:
+        return
+    try:
+        with Store(settings.store_path) as store:
+            n = catch_up_index(open_backend(settings, load_encoder(settings)), store)
+    except Exception as exc:
+        err.print(f"stored, but not indexed yet ({type(exc).__name__}: {exc}); a running "
+                  "server or `akhbar index` will", markup=False)  # fmt: skip
+        return
+    if n:
+        console.print(f"answerable now: {n} articles indexed beside the current version")
 
 
 @app.command()
@@ -514,7 +547,7 @@ def bench(
         list[str] | None,
         typer.Argument(
             metavar="BENCHMARK",
-            help="Any of encoders, indexing, latency, scale, peer. Default: all of them.",
+            help="Any of encoders, indexing, latency, scale, peer, freshness. Default: all.",
             show_default=False,
         ),
     ] = None,
@@ -536,7 +569,8 @@ def bench(
         typer.Option(metavar="SIZE,...", help="latency: corpora, 'sample' and/or tier sizes."),
     ] = "sample,100000",
     tiers: Annotated[
-        str, typer.Option(metavar="N,N...", help="scale: synthetic tier sizes in chunks.")
+        str,
+        typer.Option(metavar="N,N...", help="scale, freshness: synthetic tier sizes in chunks."),
     ] = "10000,100000,1000000",
     exact_max: Annotated[
         int | None,
@@ -558,7 +592,8 @@ def bench(
         typer.Option(metavar="DIR", help="Results folder (default eval/results/bench)."),
     ] = None,
 ) -> None:
-    """Speed figures against same-run baselines: encoders, indexing, latency, scale, peer.
+    """Speed figures against same-run baselines: encoders, indexing, latency, scale, peer,
+    freshness (ingest commit to answerable, the delta's cost, merge time).
 
     The txtai peer needs `pip install -e '.[bench]'`."""
     from akhbar.eval.bench.run import ALL, BenchOptions, run_benchmarks

@@ -65,6 +65,12 @@ def _ingest(engine: QAEngine, settings: SettingsDep, body: IngestRequest) -> Ing
             max_bytes=settings.fetch_max_bytes,
         )
         report.add(ingest(engine.store, sources))
+    try:
+        # Answerable when this returns (local backend: the delta), not after a rebuild.
+        engine.refresh()
+    except Exception:
+        # Stored all the same: the engine's follower retries, `akhbar index` rebuilds.
+        log.exception("ingested articles could not be indexed yet")
     return report
 
 
@@ -81,7 +87,8 @@ async def post_articles(
 ) -> IngestOut:
     """Ingest articles (a JSON list, or ``{"articles": [...], "urls": [...]}``).
 
-    They are searchable after the next index rebuild."""
+    With the local backend they are answerable when this returns (the index's delta, no
+    rebuild)."""
     if isinstance(body, list):
         if len(body) > 1000:
             raise HTTPException(422, "at most 1000 articles per request")

@@ -1,0 +1,217 @@
+"""Freshness of the local backend: from an article's commit in the store to its first answer.
+
+Per scale tier (``synthetic.py``; its own copy under the work dir, since this bench writes):
+
+- commit -> answerable, two ways: another writer commits (the serving engine's follower
+  notices, encodes and publishes the delta), and the writer indexes at once (what the API
+  and `akhbar ingest` do). Measured from the commit to the first ``ask`` whose top 10
+  holds the article, asking every 10 ms.
+- question latency (``QAEngine.ask``, question vectors cached so the index dominates)
+  without a delta and with a delta of ``delta_chunks`` passages;
+- the merge of that delta into a new version.
+
+The delta's passages come from the tier's synthetic vectors (no encoding, as the tier
+itself): only the fresh articles of the first part go through the real encoder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from akhbar.corpus.models import Article
+from akhbar.corpus.store import Store
+from akhbar.eval.bench.common import RESULTS_DIR, write_result
+from akhbar.eval.bench.questions import eval_set_questions
+from akhbar.eval.bench.synthetic import (
+    SIGMA,
+    Base,
+    PerturbedEncoder,
+    SynthVectors,
+    ensure_tier,
+    sample_base,
+    tier_articles,
+)
+from akhbar.index.encoder import Encoder
+from akhbar.index.local.delta import DIRNAME
+from akhbar.pipeline import chunking_params, local_index
+from akhbar.service.qa import QAEngine
+from akhbar.settings import Settings
+
+DEFAULT_TIERS = (10_000, 100_000)
+POLL_S = 0.01
+FRESH_PREFIX = "fresh-bench-"
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(values, np.float64)
+    return {
+        "p50": round(float(np.percentile(a, 50)), 4),
+        "p95": round(float(np.percentile(a, 95)), 4),
+        "max": round(float(a.max()), 4),
+    }
+
+
+def _fresh(base_articles: list[Article], i: int) -> Article:
+    """A new article: a real passage (so its vector is a real one) under a new id, with a
+    sentence of its own so it is no copy of the tier's passages."""
+    src = base_articles[(i * 7) % len(base_articles)]
+    return Article(
+        id=f"{FRESH_PREFIX}{i:05d}",
+        title=f"Dépêche {i} : {src.title}",
+        text=f"Dépêche numéro {i} de la rédaction, reçue à l'instant. {src.text}",
+        language=src.language,
+        outlet="Bench Wire",
+    )
+
+
+def _commit(store: Store, article: Article) -> None:
+    with store.transaction() as conn:
+        store.put_article(conn, article, content_hash=f"bench-{article.id}", signature=None)
+
+
+def _answered(engine: QAEngine, article: Article, question: str) -> bool:
+    return any(h.passage.chunk.article_id == article.id for h in engine.ask(question, 10).hits)
+
+
+def _until_answered(engine: QAEngine, article: Article, question: str, t0: float) -> float:
+    deadline = t0 + 120
+    while not _answered(engine, article, question):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{article.id} was not answerable 120 s after its commit")
+        time.sleep(POLL_S)
+    return time.perf_counter() - t0
+
+
+def _latency(engine: QAEngine, questions: list[str], rounds: int = 3) -> dict[str, float]:
+    for q in questions:  # warm: question vectors cached, pages touched
+        engine.ask(q, 5)
+    took = []
+    for _ in range(rounds):
+        for q in questions:
+            t0 = time.perf_counter()
+            engine.ask(q, 5)
+            took.append((time.perf_counter() - t0) * 1000)
+    return _percentiles(took)
+
+
+def _reset(settings: Settings, n: int, delta_chunks: int) -> None:
+    """Forget what an earlier run of this bench wrote into the tier: its delta and its
+    articles (the tier's own version and articles stay)."""
+    shutil.rmtree(settings.index_dir / DIRNAME, ignore_errors=True)
+    with Store(settings.store_path) as store:
+        fresh = [a.id for a in store.iter_articles() if a.id.startswith(FRESH_PREFIX)]
+        for article_id in [*fresh, *(f"syn-{i:07d}" for i in range(n, n + delta_chunks))]:
+            store.delete_article(article_id)
+
+
+def bench_freshness(
+    settings: Settings,
+    encoder: Encoder,
+    *,
+    tiers: Sequence[int] = DEFAULT_TIERS,
+    work_dir: Path | None = None,
+    samples: int = 20,
+    delta_chunks: int = 10_000,
+    queries: int = 60,
+    out_dir: Path = RESULTS_DIR,
+) -> dict:
+    base = sample_base(settings, encoder)
+    questions = eval_set_questions(queries)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = (work_dir or Path(tmp)) / "freshness"
+        for n in tiers:
+            # Rebuilt when an earlier run's merge replaced the tier's version.
+            tier = ensure_tier(settings, encoder, base, n, root)
+            s = tier.settings(settings)
+            _reset(s, n, delta_chunks)
+            with Store(s.store_path) as store:
+                local_index(s, encoder).start_delta(store.change_seq())
+            load0 = os.getloadavg()[0]
+            row = _bench_tier(s, encoder, base, questions, n, samples, delta_chunks)
+            rows.append(row | {"load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)]})
+    result = {
+        "rows": rows,
+        "samples": samples,
+        "targets": {"commit_to_answerable_p95_s": 2.0, "query_p50_with_delta_ratio": 1.2},
+        "note": "SYNTHETIC tiers (see bench scale). Fresh articles: real sample passages "
+        "under new ids, encoded by the real encoder. 'follower': another writer commits, "
+        f"the serving engine notices (poll {settings.local.delta_poll_s} s), encodes and "
+        "publishes; 'writer': the writer indexes at once (the API, `akhbar ingest`). The "
+        f"{delta_chunks}-passage delta is synthetic vectors read from the store by a "
+        "catch-up (no encoding). Query latency: QAEngine.ask, question vectors cached. "
+        "load_avg_1m before/after: the machine is shared with other work.",
+    }
+    write_result("freshness", result, out_dir)
+    return result
+
+
+def _bench_tier(
+    s: Settings,
+    encoder: Encoder,
+    base: Base,
+    questions: list[str],
+    n: int,
+    samples: int,
+    delta_chunks: int,
+) -> dict:
+    follower, writer = [], []
+    engine = QAEngine(s, encoder)
+    try:
+        engine.ready()
+        no_delta = _latency(engine, questions)
+        with Store(s.store_path) as other:  # another writer's connection
+            for i in range(samples):
+                article = _fresh(base.articles, 2 * i)
+                _commit(other, article)
+                t0 = time.perf_counter()
+                follower.append(_until_answered(engine, article, article.text[:200], t0))
+                article = _fresh(base.articles, 2 * i + 1)
+                t0 = time.perf_counter()
+                _commit(engine.store, article)
+                engine.refresh()
+                writer.append(_until_answered(engine, article, article.text[:200], t0))
+    finally:
+        engine.close()
+    # The delta: tier rows past n (new references), committed to the store and read by a
+    # catch-up whose encoder serves their synthetic vectors.
+    extra = list(tier_articles(base, n + delta_chunks, chunking_params(s).max_chars))[n:]
+    with Store(s.store_path) as store:
+        with store.transaction() as conn:
+            for a in extra:
+                store.put_article(conn, a, content_hash=f"bench-{a.id}", signature=None)
+        synth = PerturbedEncoder(encoder, SynthVectors(base.vectors, SIGMA, 0), n + delta_chunks)
+        t0 = time.perf_counter()
+        whole_passages = replace(chunking_params(s), sentence_vectors=False, second_view=False)
+        local_index(s, synth, whole_passages).catch_up(store)  # type: ignore[arg-type]
+        catch_up_s = time.perf_counter() - t0
+    quiet = s.model_copy(update={"local": s.local.model_copy(update={"delta_poll_s": 3600})})
+    engine = QAEngine(quiet, encoder)
+    try:
+        with_delta = _latency(engine, questions)
+        delta_state = local_index(s, encoder).delta_state()
+    finally:
+        engine.close()
+    t0 = time.perf_counter()
+    report = local_index(s, encoder).merge()
+    merge_s = time.perf_counter() - t0
+    return {
+        "chunks": n,
+        "commit_to_answerable_follower_s": _percentiles(follower),
+        "commit_to_answerable_writer_s": _percentiles(writer),
+        "query_ms_no_delta": no_delta,
+        "query_ms_with_delta": with_delta,
+        "delta_passages": delta_state.chunks if delta_state else 0,
+        "query_p50_ratio": round(with_delta["p50"] / no_delta["p50"], 3),
+        "delta_catch_up_s": round(catch_up_s, 2),
+        "merge_s": round(merge_s, 2),
+        "merged_chunks": report.chunks if report else None,
+    }

@@ -1,0 +1,424 @@
+"""New articles answerable without a rebuild: the local backend's delta.
+
+What is checked: passages found through the delta rank as a full rebuild ranks them; the
+delta follows the store (articles written, changed, deleted, by whichever process), is
+reloaded by a reader on its next question, survives a writer killed at any step of a
+write and a merge killed midway, and merges into a version that answers the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from akhbar.corpus.models import Article
+from akhbar.corpus.store import Store
+from akhbar.index.answers import Hit, top_hits
+from akhbar.index.base import Filters, IndexReader, Mode
+from akhbar.index.local import LocalIndex
+from akhbar.pipeline import catch_up_index, local_index, run_index, run_ingest
+from akhbar.service.qa import QAEngine
+from akhbar.settings import Settings
+
+QUESTIONS = [
+    "Quelle capacité pour le data center de Dakhla ?",
+    "trafic maritime Tanger",
+    "Which airline operated the MD-83 in Lagos?",
+    "élections",
+]
+ALGAE = {
+    "id": "fresh-tarfaya-algae",
+    "title": "Tarfaya : une ferme d'algues géantes sur 340 hectares",
+    "text": "La ferme d'algues de Tarfaya couvrira 340 hectares au large de la côte. Le "
+    "projet vise la production de bioplastiques et emploiera 120 personnes dès 2026.",
+    "language": "fr",
+    "outlet": "Fresh Wire",
+    "url": "https://example.org/fresh-tarfaya",
+    "published": "2025-04-01",
+}
+ALGAE_Q = "Quelle surface pour la ferme d'algues de Tarfaya ?"
+
+
+def as_article(record: dict) -> Article:
+    return Article(
+        id=record["id"],
+        title=record["title"],
+        text=record["text"],
+        language=record["language"],
+        outlet=record["outlet"],
+        url=record["url"],
+        published=date.fromisoformat(record["published"]),
+    )
+
+
+@pytest.fixture(scope="module")
+def articles(sample_settings: Settings) -> list[Article]:
+    with Store(sample_settings.store_path) as store:
+        return list(store.iter_articles())
+
+
+@pytest.fixture(scope="module")
+def home_settings(tmp_path_factory, sample_settings: Settings, settings_for) -> Settings:
+    """A private home with copies of the sample's store and embedding cache."""
+    home = tmp_path_factory.mktemp("fresh_home")
+    shutil.copytree(sample_settings.cache_dir, home / "cache")
+    settings = settings_for(home)
+    shutil.copy(sample_settings.store_path, settings.store_path)
+    return settings
+
+
+def local(settings: Settings, encoder, root: Path) -> LocalIndex:
+    return local_index(settings, encoder, None, root)
+
+
+def ask(
+    reader: IndexReader,
+    encoder,
+    question: str,
+    k: int = 10,
+    filters: Filters = Filters(),  # noqa: B008 - frozen dataclass
+    mode: Mode = "hybrid",
+) -> list[Hit]:
+    vec = encoder.encode_queries([question])[0]
+    return top_hits(reader, reader.search(vec, question, k, filters, mode), question, "fr", vec, k)
+
+
+def test_the_delta_ranks_as_a_full_rebuild_does(
+    tmp_path: Path, home_settings: Settings, encoder, articles: list[Article]
+) -> None:
+    held = articles[::8]
+    rest = [a for a in articles if a not in held]
+    partial = local(home_settings, encoder, tmp_path / "partial")
+    partial.build(rest, corpus_checksum="rest")
+    version = partial.upsert(held)
+    assert version.endswith("+1") and partial.current_version() == version
+    full = local(home_settings, encoder, tmp_path / "full")
+    full.build(articles, corpus_checksum="all")
+    with_delta, rebuilt = partial.open(), full.open()
+    assert with_delta.count == rebuilt.count
+    held_ids = {a.id for a in held}
+    questions = [*QUESTIONS, *(a.title for a in held[:6])]
+    found_in_delta = 0
+    for q in questions:
+        for mode in ("hybrid", "dense", "lexical"):
+            got = ask(with_delta, encoder, q, 10, mode=mode)
+            want = ask(rebuilt, encoder, q, 10, mode=mode)
+            found_in_delta += sum(h.passage.chunk.article_id in held_ids for h in got)
+            if mode == "lexical":
+                # The version's own passages keep their build's IDF (without the delta's
+                # share); the delta's passages score exactly as in the rebuild.
+                mine = {h.passage.chunk.id: h.score for h in got}
+                for h in want:
+                    if h.passage.chunk.article_id in held_ids and h.passage.chunk.id in mine:
+                        assert mine[h.passage.chunk.id] == pytest.approx(h.score, rel=1e-4)
+                continue
+            assert [h.passage.chunk.id for h in got] == [h.passage.chunk.id for h in want], q
+            np.testing.assert_allclose(
+                [h.score for h in got], [h.score for h in want], atol=2e-3, err_msg=q
+            )
+    assert found_in_delta > 10  # the comparison did rank delta passages
+
+
+def test_filters_apply_to_the_delta(tmp_path: Path, home_settings, encoder, articles) -> None:
+    index = local(home_settings, encoder, tmp_path / "index")
+    index.build(articles[:30], corpus_checksum="a")
+    index.upsert([as_article(ALGAE)])
+    reader = index.open()
+    top = ask(reader, encoder, ALGAE_Q, 3)[0]
+    assert top.passage.chunk.article_id == ALGAE["id"]
+    assert "340 hectares" in top.passage.chunk.text[slice(*top.highlight)]
+    assert top.passage.url == ALGAE["url"] and top.passage.published == date(2025, 4, 1)
+    for excluded in (
+        Filters(languages=("es",)),
+        Filters(outlets=("other",)),
+        Filters(since=date(2025, 5, 1)),
+        Filters(until=date(2025, 3, 1)),
+    ):
+        assert ALGAE["id"] not in {
+            h.passage.chunk.article_id for h in ask(reader, encoder, ALGAE_Q, 10, excluded)
+        }
+    kept = Filters(outlets=("FRESH WIRE",), since=date(2025, 4, 1), until=date(2025, 4, 1))
+    assert [h.passage.chunk.article_id for h in ask(reader, encoder, ALGAE_Q, 5, kept)] == [
+        ALGAE["id"]
+    ]
+
+
+def test_the_store_numbers_every_article_write(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite3") as store:
+        assert store.change_seq() == 0
+        assert store.changes_after(0) == ([], 0)
+        article = as_article(ALGAE)
+        for a in (article, dataclasses.replace(article, text=article.text + " Fin.")):
+            with store.transaction() as conn:
+                store.put_article(conn, a, content_hash=a.text, signature=None)
+        assert store.delete_article(article.id)
+        ids, seq = store.changes_after(0)
+        assert ids == [article.id] and seq == store.change_seq() == 3
+        assert store.changes_after(seq) == ([], seq)
+        assert store.changes_after(0, limit=1) == ([article.id], 1)
+
+
+def write_jsonl(path: Path, *records: dict) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return path
+
+
+def article_ids(hits: list[Hit]) -> list[str]:
+    return [h.passage.chunk.article_id for h in hits]
+
+
+def wait_until(condition, timeout_s: float = 120.0) -> None:
+    """Until ``condition()`` holds (what is waited for happens in another thread)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.1)
+
+
+def test_a_serving_engine_follows_the_store_without_a_rebuild(
+    tmp_path: Path, fresh_home: Path, settings_for, encoder
+) -> None:
+    """Written by another writer that indexed nothing (as if it died after its commit):
+    the engine catches up on its own; a change and a delete follow the same way."""
+    settings = settings_for(fresh_home)
+    built = local_index(settings, encoder).current_version()
+    engine = QAEngine(settings, encoder)
+    try:
+        run_ingest(settings, [str(write_jsonl(tmp_path / "a.jsonl", ALGAE))])
+
+        def top() -> list[str]:
+            return [h.passage.chunk.article_id for h in engine.ask(ALGAE_Q, 3).hits]
+
+        wait_until(lambda: top()[0] == ALGAE["id"])
+        answer = engine.ask(ALGAE_Q, 3)
+        assert answer.index_version.startswith(f"{built}+")
+        assert "340 hectares" in answer.hits[0].passage.chunk.text
+
+        changed = {**ALGAE, "text": ALGAE["text"].replace("340", "360")}
+        run_ingest(settings, [str(write_jsonl(tmp_path / "b.jsonl", changed))])
+        wait_until(lambda: "360 hectares" in engine.ask(ALGAE_Q, 3).hits[0].passage.chunk.text)
+        texts = [h.passage.chunk.text for h in engine.ask(ALGAE_Q, 10).hits]
+        assert not any("340 hectares" in t for t in texts)
+
+        with Store(settings.store_path) as other:  # another process's connection
+            assert other.delete_article(ALGAE["id"])
+        # A reader of its own, without the engine's own exclusion of deleted ids.
+        index = local_index(settings, encoder)
+        wait_until(lambda: ALGAE["id"] not in article_ids(ask(index.open(), encoder, ALGAE_Q)))
+    finally:
+        engine.close()
+
+
+def test_an_ingest_in_another_process_is_answered_at_once(
+    tmp_path: Path, fresh_home: Path, settings_for, encoder
+) -> None:
+    """`akhbar ingest` indexes what it stored into the delta; a serving engine (which here
+    never looks at the store itself) answers it on its next question."""
+    settings = settings_for(fresh_home, local={"delta_poll_s": 3600})
+    engine = QAEngine(settings, encoder)
+    try:
+        assert ALGAE["id"] not in article_ids(engine.ask(ALGAE_Q, 5).hits)
+        env = {**os.environ, "AKHBAR_HOME": str(fresh_home), "AKHBAR_PRECISION": "fp32"}
+        done = subprocess.run(
+            [sys.executable, "-m", "akhbar.service.cli", "ingest",
+             str(write_jsonl(tmp_path / "a.jsonl", ALGAE))],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "answerable now: 1 articles" in done.stdout
+        answer = engine.ask(ALGAE_Q, 3)
+        assert answer.hits[0].passage.chunk.article_id == ALGAE["id"]
+        assert "+" in answer.index_version
+    finally:
+        engine.close()
+
+
+def test_posted_articles_are_answered_without_a_rebuild(fresh_home: Path, settings_for, encoder):
+    from fastapi.testclient import TestClient
+
+    from akhbar.service.app import create_app
+
+    settings = settings_for(fresh_home, admin_key="k" * 32, local={"delta_poll_s": 3600})
+    engine = QAEngine(settings, encoder)
+    try:
+        with TestClient(create_app(settings, engine)) as client:
+            before = client.get("/readyz").json()["index_version"]
+            posted = {k: ALGAE[k] for k in ("title", "text", "url", "outlet", "published")}
+            resp = client.post(
+                "/v1/articles", json=[posted], headers={"Authorization": "Bearer " + "k" * 32}
+            )
+            assert resp.status_code == 200 and resp.json()["stored"] == 1, resp.text
+            answer = client.post("/v1/ask", json={"question": ALGAE_Q, "k": 3}).json()
+            assert answer["index_version"] == f"{before}+1"
+            top = answer["passages"][0]
+            assert top["citation"]["url"] == ALGAE["url"] and "340 hectares" in top["text"]
+    finally:
+        engine.close()
+
+
+def test_a_rebuild_absorbs_the_delta_and_keeps_what_was_committed_meanwhile(
+    tmp_path: Path, fresh_home: Path, settings_for, encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import akhbar.index.local as local_module
+
+    settings = settings_for(fresh_home)
+    run_ingest(settings, [str(write_jsonl(tmp_path / "a.jsonl", ALGAE))], encoder=encoder)
+    index = local_index(settings, encoder)
+    assert index.current_version().endswith("+1")
+    late = {**ALGAE, "id": "fresh-late", "title": "Agadir : un téléphérique de 2 km",
+            "text": "Le téléphérique d'Agadir reliera la kasbah au port sur 2 km dès 2027.",
+            "url": "https://example.org/late"}  # fmt: skip
+    real_build = local_module.build_index
+
+    def build_with_a_commit_during(*args, **kwargs):
+        switch = kwargs["switch"]
+
+        def late_switch(name, staging, manifest):
+            # Committed (and indexed into the old version's delta) after the build read
+            # the store, before it becomes current.
+            run_ingest(settings, [str(write_jsonl(tmp_path / "b.jsonl", late))], encoder=encoder)
+            return switch(name, staging, manifest)
+
+        return real_build(*args, **{**kwargs, "switch": late_switch})
+
+    monkeypatch.setattr(local_module, "build_index", build_with_a_commit_during)
+    report = run_index(settings, encoder)
+    assert index.current_version() == f"{report.version}+1"  # the late one, carried over
+    reader = index.open()
+    assert article_ids(ask(reader, encoder, ALGAE_Q, 1)) == [ALGAE["id"]]
+    assert article_ids(ask(reader, encoder, "téléphérique d'Agadir", 1)) == ["fresh-late"]
+    assert reader.delta is not None and reader.delta.count == 1  # ALGAE is in the build
+
+
+def test_a_merge_folds_the_delta_into_a_version_that_answers_the_same(
+    tmp_path: Path, home_settings: Settings, encoder, articles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import akhbar.index.local as local_module
+
+    index = local(home_settings, encoder, tmp_path / "index")
+    index.build(articles[:40], corpus_checksum="a")
+    index.upsert(articles[40:60])
+    index.delete([articles[0].id])
+    before = index.open()
+    want = {q: [h.passage.chunk.id for h in ask(before, encoder, q)] for q in QUESTIONS}
+    other = local(home_settings, encoder, tmp_path / "index")  # another writer
+    real_merge = local_module.merge_into_staging
+
+    def merge_with_a_write_during(*args, **kwargs):
+        out = real_merge(*args, **kwargs)
+        other.upsert([as_article(ALGAE)])
+        return out
+
+    monkeypatch.setattr(local_module, "merge_into_staging", merge_with_a_write_during)
+    report = index.merge()
+    assert report is not None and report.chunks == before.count and report.encoded == 0
+    assert index.current_version() == f"{report.version}+1"  # the write made meanwhile
+    merged = index.open(report.version)  # the version alone, without that write
+    assert merged.delta is None and merged.count == before.count
+    for q in QUESTIONS:
+        got = ask(merged, encoder, q)
+        assert [h.passage.chunk.id for h in got] == want[q], q
+        assert articles[0].id not in article_ids(got)
+    assert article_ids(ask(index.open(), encoder, ALGAE_Q, 1)) == [ALGAE["id"]]
+    monkeypatch.undo()
+    assert index.merge() is not None and "+" not in (index.current_version() or "+")
+    assert index.merge() is None  # nothing left to merge
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+
+    point = sys.argv[1]
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        name = Path(dst).name
+        if (point == "segment" and name.startswith("seg-")) or point == name:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst, *args, **kwargs)
+
+    os.replace = replace
+
+    from akhbar.corpus.store import Store
+    from akhbar.pipeline import catch_up_index, open_backend
+    from akhbar.service.qa import load_encoder
+    from akhbar.settings import Settings
+
+    settings = Settings()
+    backend = open_backend(settings, load_encoder(settings))
+    if point == "staging":
+        import akhbar.index.local.merge as merge
+
+        real_write = merge.ChunkTable.write
+
+        def write(*args, **kwargs):
+            real_write(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        merge.ChunkTable.write = staticmethod(write)
+    if point in ("segment", "delta.json"):
+        with Store(settings.store_path) as store:
+            catch_up_index(backend, store)
+    else:
+        backend.merge()
+    print("not killed")
+    """
+)
+
+
+def run_killed(home: Path, point: str) -> None:
+    env = {**os.environ, "AKHBAR_HOME": str(home), "AKHBAR_PRECISION": "fp32"}
+    done = subprocess.run(
+        [sys.executable, "-c", KILLER, point], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == -signal.SIGKILL, (done.returncode, done.stdout, done.stderr[-2000:])
+
+
+@pytest.mark.parametrize("point", ["segment", "delta.json"])
+def test_a_delta_writer_killed_midway_loses_nothing(
+    point: str, tmp_path: Path, fresh_home: Path, settings_for, encoder
+) -> None:
+    settings = settings_for(fresh_home)
+    run_ingest(settings, [str(write_jsonl(tmp_path / "a.jsonl", ALGAE))])  # stored only
+    index = local_index(settings, encoder)
+    version = index.current_version()
+    run_killed(fresh_home, point)
+    # What the killed writer left is not read: the same version, and it still opens.
+    assert index.current_version() == version
+    assert ALGAE["id"] not in article_ids(ask(index.open(), encoder, ALGAE_Q, 5))
+    with Store(settings.store_path) as store:
+        assert catch_up_index(index, store) == 1
+    assert index.current_version() == f"{version}+1"
+    assert article_ids(ask(index.open(), encoder, ALGAE_Q, 1)) == [ALGAE["id"]]
+
+
+@pytest.mark.parametrize("point", ["staging", "CURRENT"])
+def test_a_merge_killed_midway_leaves_the_version_and_its_delta_serving(
+    point: str, tmp_path: Path, fresh_home: Path, settings_for, encoder
+) -> None:
+    settings = settings_for(fresh_home)
+    run_ingest(settings, [str(write_jsonl(tmp_path / "a.jsonl", ALGAE))], encoder=encoder)
+    index = local_index(settings, encoder)
+    version = index.current_version()
+    assert version.endswith("+1")
+    run_killed(fresh_home, point)
+    assert index.current_version() == version
+    assert article_ids(ask(index.open(), encoder, ALGAE_Q, 1)) == [ALGAE["id"]]
+    report = index.merge()  # the next merge cleans up and completes
+    assert report is not None and index.current_version() == report.version
+    assert article_ids(ask(index.open(), encoder, ALGAE_Q, 1)) == [ALGAE["id"]]
+    assert not list(settings.index_dir.glob(".staging-*"))
