@@ -22,7 +22,8 @@ from akhbar.eval.dataset import (
     load_eval_set,
     qrels_from_items,
 )
-from akhbar.eval.distractors import distractor_texts
+from akhbar.eval.distractors import distractor_texts, iter_distractors
+from akhbar.eval.indexing import build_sample_index
 
 SAMPLE = Path(__file__).resolve().parents[1] / "corpus" / "data" / "sample"
 SEED_TITLE = "Intelligence artificielle : un prompt Made in Morocco"
@@ -170,3 +171,27 @@ def test_spanish_article_questions(items: list[EvalItem]) -> None:
 
 def test_enough_unanswerable_questions_to_calibrate_by_folds(items: list[EvalItem]) -> None:
     assert sum(not i.answerable for i in items) >= 60
+
+
+def test_harder_corpus_is_indexed_beside_the_sample(
+    items: list[EvalItem], sample_settings, encoder, tmp_path: Path
+) -> None:
+    """The path `akhbar eval` runs, on three distractors: they are indexed with the sample
+    and a Spanish-article question finds its paragraph, answer included."""
+    from itertools import islice
+
+    from akhbar.corpus.language import detect_language
+    from akhbar.index.answers import top_hits
+
+    extra = list(islice(iter_distractors(), 3))
+    reader, languages = build_sample_index(sample_settings, encoder, tmp_path / "h", extra=extra)
+    try:
+        assert languages["xquad-es-00-0"] == "es" and len(languages) > 100
+        item = next(i for i in items if i.gold_article_ids == ["xquad-es-00-0"])
+        vec = encoder.encode_queries([item.question])[0]
+        candidates = reader.search(vec, item.question, 5)
+        hits = top_hits(reader, candidates, item.question, detect_language(item.question), vec, 5)
+        assert hits[0].passage.chunk.article_id == "xquad-es-00-0"
+        assert item.answer in hits[0].passage.chunk.text
+    finally:
+        reader.close()
