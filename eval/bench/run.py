@@ -17,7 +17,7 @@ from akhbar.eval.bench.common import RESULTS_DIR
 from akhbar.index.local.dense import DenseSizing
 from akhbar.settings import Settings
 
-ALL = ("encoders", "indexing", "latency", "scale", "peer", "freshness")
+ALL = ("encoders", "indexing", "latency", "scale", "peer", "freshness", "rerank")
 
 
 @dataclass
@@ -150,6 +150,11 @@ def run_benchmarks(
                 settings, encoder, tiers=opt.tiers, work_dir=opt.work_dir, out_dir=opt.out_dir
             )
             _print_freshness(console, res)
+        elif name == "rerank":
+            from akhbar.eval.bench.rerank import bench_rerank
+
+            res = bench_rerank(settings, encoder, questions=opt.queries, out_dir=opt.out_dir)
+            _print_rerank(console, res)
         else:
             from akhbar.eval.bench.peer import bench_peer
 

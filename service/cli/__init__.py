@@ -547,7 +547,8 @@ def bench(
         list[str] | None,
         typer.Argument(
             metavar="BENCHMARK",
-            help="Any of encoders, indexing, latency, scale, peer, freshness. Default: all.",
+            help="Any of encoders, indexing, latency, scale, peer, freshness, rerank. "
+            "Default: all.",
             show_default=False,
         ),
     ] = None,
