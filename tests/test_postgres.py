@@ -27,7 +27,7 @@ from typer.testing import CliRunner  # noqa: E402
 from akhbar.corpus.models import Article  # noqa: E402
 from akhbar.corpus.store import Store  # noqa: E402
 from akhbar.index.answers import top_hits  # noqa: E402
-from akhbar.index.base import NoIndexError  # noqa: E402
+from akhbar.index.base import IndexIntegrityError, NoIndexError  # noqa: E402
 from akhbar.index.postgres import generation  # noqa: E402
 from akhbar.index.postgres.backend import PostgresIndex  # noqa: E402
 from akhbar.index.postgres.schema import SchemaError, check, migrate, migrations  # noqa: E402
@@ -173,6 +173,32 @@ def test_a_failed_write_leaves_nothing_half_written(
         texts = [h.passage.chunk.text for h in ask(reader, encoder, NADOR_Q, 5)
                  if h.passage.chunk.article_id == NADOR.id]  # fmt: skip
         assert len(texts) == 1 and "3 millions" in texts[0]
+    finally:
+        index.close()
+
+
+def test_old_writes_are_collected_and_their_versions_refused(
+    pg_settings: Settings, encoder, articles
+) -> None:
+    index = backend(pg_settings.model_copy(update={"keep_versions": 2}), encoder)
+    try:
+        index.build(articles[:5], corpus_checksum="a")
+        first = index.upsert([NADOR])
+        changed = dataclasses.replace(NADOR, text=NADOR.text.replace("3 millions", "5 millions"))
+        second = index.upsert([changed])  # the first upsert's rows removed by this write
+        index.delete([articles[0].id])  # keeps two writes: the first's rows are collected
+        with pytest.raises(IndexIntegrityError, match="no longer kept"):
+            index.open(first)
+        generation_number = int(second.split(".")[0])
+        with psycopg.connect(pg_settings.database_url.get_secret_value()) as conn:
+            for table in (f"chunks_g{generation_number}", f"postings_g{generation_number}"):
+                (left,) = conn.execute(
+                    f"SELECT count(*) FROM {index.namespace}.{table} WHERE removed <= 2"
+                ).fetchone()
+                assert left == 0, table
+        assert index.open(second).version == second
+        (top,) = ask(index.open(), encoder, NADOR_Q, 1)
+        assert top.passage.chunk.article_id == NADOR.id and "5 millions" in top.passage.chunk.text
     finally:
         index.close()
 

@@ -73,6 +73,8 @@ def create(conn: psycopg.Connection, generation: int, dimension: int) -> None:
         ).format(chunks=chunks, dim=sql.Literal(dimension))
     )
     conn.execute(sql.SQL("CREATE INDEX ON {} (article_id) WHERE removed IS NULL").format(chunks))
+    # Small (removed rows only, until collected): what ``collect`` looks up.
+    conn.execute(sql.SQL("CREATE INDEX ON {} (removed) WHERE removed IS NOT NULL").format(chunks))
     # A posting carries what scoring and visibility need (its passage's language, length
     # and write stamps), so BM25 reads the postings of the question's terms and nothing
     # else; the passages are read only for the filters and the candidates' cosines.
@@ -171,37 +173,59 @@ def insert(
     return len(rows), total, {p.chunk.language for p, _ in rows}
 
 
+def _posting_keys(rows: Iterable[tuple[int, str, str]]) -> tuple[list[str], list[int]]:
+    """(term, key) of every posting of these passages (key, text, language): their text
+    analysed again, as ``insert`` did, so postings are reached through their primary key
+    rather than by a scan."""
+    terms: list[str] = []
+    keys: list[int] = []
+    for key, text, language in rows:
+        for term in set(analyze(text, language)):
+            terms.append(term)
+            keys.append(int(key))
+    return terms, keys
+
+
 def remove(
     conn: psycopg.Connection, generation: int, article_ids: Iterable[str], seq: int
 ) -> tuple[int, int]:
-    """Mark the live passages of these articles removed by write ``seq``; returns
-    (passages, tokens) removed."""
+    """Mark the live passages of these articles, and their postings, removed by write
+    ``seq``; returns (passages, tokens) removed."""
     chunks, postings = tables(generation)
-    row = conn.execute(
+    gone = conn.execute(
         sql.SQL(
-            "WITH gone AS (UPDATE {chunks} SET removed = %(seq)s WHERE article_id = ANY(%(ids)s) "
-            "AND removed IS NULL RETURNING key, tokens), "
-            "p AS (UPDATE {postings} SET removed = %(seq)s WHERE key IN (SELECT key FROM gone)) "
-            "SELECT count(*), coalesce(sum(tokens), 0) FROM gone"
-        ).format(chunks=chunks, postings=postings),
-        {"seq": seq, "ids": list(article_ids)},
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
+            "UPDATE {} SET removed = %s WHERE article_id = ANY(%s) AND removed IS NULL "
+            "RETURNING key, text, language, tokens"
+        ).format(chunks),
+        [seq, list(article_ids)],
+    ).fetchall()
+    terms, keys = _posting_keys((k, t, lang) for k, t, lang, _ in gone)
+    conn.execute(
+        sql.SQL(
+            "UPDATE {} p SET removed = %s FROM unnest(%s::text[], %s::bigint[]) AS g(term, key) "
+            "WHERE p.term = g.term AND p.key = g.key"
+        ).format(postings),
+        [seq, terms, keys],
+    )
+    return len(gone), sum(int(r[3]) for r in gone)
 
 
 def collect(conn: psycopg.Connection, generation: int, before: int) -> int:
     """Delete rows no kept version can see (removed at or before write ``before``)."""
     chunks, postings = tables(generation)
-    row = conn.execute(
+    gone = conn.execute(
+        sql.SQL("DELETE FROM {} WHERE removed <= %s RETURNING key, text, language").format(chunks),
+        [before],
+    ).fetchall()
+    terms, keys = _posting_keys(gone)
+    conn.execute(
         sql.SQL(
-            "WITH gone AS (DELETE FROM {chunks} WHERE removed <= %(before)s RETURNING key), "
-            "p AS (DELETE FROM {postings} WHERE removed <= %(before)s) "
-            "SELECT count(*) FROM gone"
-        ).format(chunks=chunks, postings=postings),
-        {"before": before},
-    ).fetchone()
-    return int(row[0]) if row else 0
+            "DELETE FROM {} p USING unnest(%s::text[], %s::bigint[]) AS g(term, key) "
+            "WHERE p.term = g.term AND p.key = g.key"
+        ).format(postings),
+        [terms, keys],
+    )
+    return len(gone)
 
 
 def drop(conn: psycopg.Connection, generation: int) -> None:
