@@ -31,6 +31,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from akhbar.corpus.models import Article, Chunk
 from akhbar.index.analysis import analyze, analyze_cached
@@ -437,10 +438,21 @@ class DeltaView:
             np.int64,
         )
         self.lexical = DeltaLexical(live, self.lang_codes)
+        self._blas: ThreadpoolController | None = None
 
     @property
     def count(self) -> int:
         return len(self.passages)
+
+    def cosines(self, query_vector: np.ndarray) -> np.ndarray:
+        """Every delta passage's cosine to the question: one matrix-vector product, on one
+        BLAS thread (as the version's exact index does: more gain little on a product this
+        size and spin against the other threads; measured 17 ms vs 2 ms at 10k passages on
+        two loaded cores)."""
+        if self._blas is None:
+            self._blas = ThreadpoolController().select(user_api="blas")
+        with self._blas.limit(limits=1):
+            return self.vectors @ query_vector.astype(np.float32)
 
     def mask(self, filters: Filters) -> np.ndarray:
         """Which delta passages pass the filters (as ``ChunkTable.mask`` reads them)."""

@@ -142,7 +142,7 @@ class LocalReader:
         d_cos = None
         if delta is not None and d_mask is not None and not no_delta:
             # The delta is small and exact: every allowed passage's cosine, one product.
-            d_cos = delta.vectors @ query_vector.astype(np.float32)
+            d_cos = delta.cosines(query_vector)
             d_lex = delta.lexical.scores(
                 question, delta.languages, self.lexical.stats, self.lexical.doc_freqs
             )
