@@ -206,17 +206,6 @@ def postgres_version(settings: Settings) -> str | None:
     return served_version(database_url(settings), settings.postgres.namespace)
 
 
-def postgres_version(settings: Settings) -> str | None:
-    """The served postgres index's version, read without loading a model (CLI checks)."""
-    try:
-        from akhbar.index.postgres.backend import served_version
-    except ImportError as exc:
-        raise IndexStateError(
-            f"the postgres backend needs the postgres extra (pip install -e '.[postgres]'): {exc}"
-        ) from exc
-    return served_version(database_url(settings), settings.postgres.namespace)
-
-
 # The backends AKHBAR_BACKEND can name. Each is made from the settings and the encoder;
 # eval passes its own chunking and a scratch folder (where the backend keeps files, or,
 # for postgres, which names its schema).

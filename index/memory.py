@@ -30,11 +30,10 @@ from akhbar.index.base import (
     Passage,
     Progress,
 )
-from akhbar.index.cache import EmbeddingCache
 from akhbar.index.encoder import Encoder
 from akhbar.index.fusion import FusionParams, rank
 from akhbar.index.lexical import LexicalIndex
-from akhbar.index.prepare import ChunkingParams, prepare
+from akhbar.index.prepare import ChunkingParams, prepare_cached
 
 
 @dataclass(frozen=True)
@@ -153,20 +152,13 @@ class MemoryIndex:
     def _prepare(
         self, articles: Iterable[Article], progress: Progress | None = None
     ) -> tuple[dict[str, list[_Entry]], int, float]:
-        cache = (
-            EmbeddingCache.for_encoder(self.cache_path, self.encoder) if self.cache_path else None
+        prep = prepare_cached(
+            articles,
+            encoder=self.encoder,
+            cache_path=self.cache_path,
+            chunking=self.chunking,
+            progress=progress,
         )
-        try:
-            prep = prepare(
-                articles,
-                encoder=self.encoder,
-                cache=cache,
-                chunking=self.chunking,
-                progress=progress,
-            )
-        finally:
-            if cache:
-                cache.close()
         out: dict[str, list[_Entry]] = {a: [] for a in prep.articles}
         sentences = prep.encoded.sentences
         for i, chunk in enumerate(prep.chunks):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -133,6 +134,24 @@ def prepare(
         )
         enc.seconds += enc.second_view_seconds
     return Prepared(by_id, chunks, enc)
+
+
+def prepare_cached(
+    articles: Iterable[Article],
+    *,
+    encoder: Encoder,
+    cache_path: Path | None,
+    chunking: ChunkingParams,
+    progress: Progress | None = None,
+) -> Prepared:
+    """``prepare`` through the embedding cache at ``cache_path``, opened for this call
+    (None: encode everything)."""
+    cache = EmbeddingCache.for_encoder(cache_path, encoder) if cache_path else None
+    try:
+        return prepare(articles, encoder=encoder, cache=cache, chunking=chunking, progress=progress)
+    finally:
+        if cache:
+            cache.close()
 
 
 def cache_second_view(

@@ -44,7 +44,7 @@ from akhbar.index.local.dense import DenseSizing
 from akhbar.index.local.merge import merge_into_staging
 from akhbar.index.local.searcher import LocalReader
 from akhbar.index.local.versions import VersionStore, read_manifest
-from akhbar.index.prepare import ChunkingParams, prepare
+from akhbar.index.prepare import ChunkingParams, prepare_cached
 
 # Articles read from the store per delta segment: bounds one catch-up's memory and the
 # time the next question waits for a large backlog to start showing up.
@@ -258,15 +258,13 @@ class LocalIndex:
         """Encode ``articles`` (outside the lock: encoding is the slow part), then commit
         one segment. With watermarks (a catch-up), None if another writer moved the delta
         on meanwhile: the caller reads the store again."""
-        cache = EmbeddingCache.for_encoder(self.cache_path, self.encoder)
         # The second view's passage vectors (another model, loaded for each call) are
         # left to the first question that needs them, which encodes and caches them: the
         # same vectors, so the same scores, and a write waits for e5 alone.
         chunking = replace(self.chunking, second_view=False)
-        try:
-            prep = prepare(articles, encoder=self.encoder, cache=cache, chunking=chunking)
-        finally:
-            cache.close()
+        prep = prepare_cached(
+            articles, encoder=self.encoder, cache_path=self.cache_path, chunking=chunking
+        )
         segment = Segment.make(
             prep.articles, prep.chunks, prep.encoded.vectors, prep.encoded.sentences, deleted
         )

@@ -6,7 +6,7 @@ import contextlib
 import json
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from akhbar.corpus.models import Article
+from akhbar.corpus.models import Article, Chunk
 from akhbar.index.base import BuildReport, Progress
 from akhbar.index.cache import EmbeddingCache
 from akhbar.index.encoder import Encoder
 from akhbar.index.fusion import FusionParams
 from akhbar.index.lexical import LexicalIndex
 from akhbar.index.local.chunktable import ChunkTable
-from akhbar.index.local.dense import DenseIndex, DenseSizing, chunk_int_id
+from akhbar.index.local.dense import DenseIndex, DenseParams, DenseSizing, chunk_int_id
 from akhbar.index.local.versions import INDEX_FORMAT, VersionStore
 from akhbar.index.model_build import file_digest
 from akhbar.index.prepare import ChunkingParams, prepare
@@ -33,6 +33,31 @@ def _library_versions() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg)
     return out
+
+
+def write_version_files(
+    staging: Path,
+    chunks: Sequence[Chunk],
+    articles: Mapping[str, Article],
+    vectors: np.ndarray,
+    sentences: Sequence[np.ndarray | None],
+    sizing: DenseSizing,
+) -> tuple[DenseParams, dict[str, str]]:
+    """Write a version's files (dense, lexical, chunk table) into ``staging``: the dense
+    parameters chosen for its size and the digests its manifest pins."""
+    int_ids = np.array([chunk_int_id(c.id) for c in chunks], np.int64)
+    if len(np.unique(int_ids)) != len(int_ids):
+        raise ValueError("chunk id collision in 63-bit id space; rename the articles")
+    params = sizing.params(len(chunks))
+    DenseIndex.build(vectors, int_ids, params).save(staging)
+    LexicalIndex.build([c.text for c in chunks], [c.language for c in chunks]).save(staging)
+    ChunkTable.write(staging, chunks, articles, int_ids, sentences)
+    pinned = (
+        staging / DenseIndex.FILENAME,
+        staging / DenseIndex.EXACT_FILENAME,
+        staging / ChunkTable.ARRAYS,
+    )
+    return params, {p.name: file_digest(p) for p in pinned if p.exists()}
 
 
 def build_index(
@@ -61,17 +86,10 @@ def build_index(
         by_id, chunks, enc = prep.articles, prep.chunks, prep.encoded
         if not chunks:
             raise ValueError("nothing to index: the store has no articles (run `akhbar ingest`)")
-        int_ids = np.array([chunk_int_id(c.id) for c in chunks], np.int64)
-        if len(np.unique(int_ids)) != len(int_ids):
-            raise ValueError("chunk id collision in 63-bit id space; rename the articles")
-        vectors = enc.vectors
-
         name, staging = store.new_staging()
-        dense_params = sizing.params(len(chunks))
-        dense = DenseIndex.build(vectors, int_ids, dense_params)
-        dense.save(staging)
-        LexicalIndex.build([c.text for c in chunks], [c.language for c in chunks]).save(staging)
-        ChunkTable.write(staging, chunks, by_id, int_ids, enc.sentences)
+        dense_params, files = write_version_files(
+            staging, chunks, by_id, enc.vectors, enc.sentences, sizing
+        )
         manifest = {
             "format": INDEX_FORMAT,
             "version": name,
@@ -85,15 +103,7 @@ def build_index(
             "corpus_checksum": corpus_checksum,
             "store_seq": store_seq,
             "libraries": _library_versions(),
-            "files": {
-                p.name: file_digest(p)
-                for p in (
-                    staging / DenseIndex.FILENAME,
-                    staging / DenseIndex.EXACT_FILENAME,
-                    staging / ChunkTable.ARRAYS,
-                )
-                if p.exists()
-            },
+            "files": files,
         }
         path = (switch or store.commit)(name, staging, manifest)
         pruned = store.prune(keep_versions)

@@ -10,11 +10,9 @@ import numpy as np
 
 from akhbar.corpus.models import Article, Chunk
 from akhbar.index.base import Passage
-from akhbar.index.lexical import LexicalIndex
-from akhbar.index.local.chunktable import ChunkTable
-from akhbar.index.local.dense import DenseIndex, DenseSizing, chunk_int_id
+from akhbar.index.local.build import write_version_files
+from akhbar.index.local.dense import DenseSizing
 from akhbar.index.local.searcher import LocalReader
-from akhbar.index.model_build import file_digest
 
 _PAGE = 2000
 
@@ -68,22 +66,9 @@ def merge_into_staging(reader: LocalReader, staging: Path, sizing: DenseSizing) 
                 published=p.published,
             ),
         )
-    int_ids = np.array([chunk_int_id(c.id) for c in chunks], np.int64)
-    if len(np.unique(int_ids)) != len(int_ids):
-        raise ValueError("chunk id collision in 63-bit id space; rename the articles")
-    params = sizing.params(len(chunks))
-    DenseIndex.build(vectors, int_ids, params).save(staging)
-    LexicalIndex.build([c.text for c in chunks], [c.language for c in chunks]).save(staging)
-    ChunkTable.write(staging, chunks, articles, int_ids, [p.sentence_vectors for p in passages])
-    files = {
-        p.name: file_digest(p)
-        for p in (
-            staging / DenseIndex.FILENAME,
-            staging / DenseIndex.EXACT_FILENAME,
-            staging / ChunkTable.ARRAYS,
-        )
-        if p.exists()
-    }
+    params, files = write_version_files(
+        staging, chunks, articles, vectors, [p.sentence_vectors for p in passages], sizing
+    )
     return Merged(
         articles=len(articles),
         chunks=len(chunks),

@@ -28,13 +28,12 @@ from akhbar.index.base import (
     Passage,
     Progress,
 )
-from akhbar.index.cache import EmbeddingCache
 from akhbar.index.encoder import Encoder
 from akhbar.index.fusion import FusionParams
 from akhbar.index.postgres import generation as gen
 from akhbar.index.postgres.reader import PostgresReader
 from akhbar.index.postgres.schema import check, check_namespace, migrate, use_namespace
-from akhbar.index.prepare import ChunkingParams, prepare
+from akhbar.index.prepare import ChunkingParams, prepare_cached
 
 _BUILD_LOCK = 0x616B6862756C64  # "akhbuld": one build at a time per database
 
@@ -190,20 +189,13 @@ class PostgresIndex:
     def _prepare(
         self, articles: Iterable[Article], progress: Progress | None = None
     ) -> tuple[list[tuple[Passage, np.ndarray]], set[str], int, float]:
-        cache = (
-            EmbeddingCache.for_encoder(self.cache_path, self.encoder) if self.cache_path else None
+        prep = prepare_cached(
+            articles,
+            encoder=self.encoder,
+            cache_path=self.cache_path,
+            chunking=self.chunking,
+            progress=progress,
         )
-        try:
-            prep = prepare(
-                articles,
-                encoder=self.encoder,
-                cache=cache,
-                chunking=self.chunking,
-                progress=progress,
-            )
-        finally:
-            if cache:
-                cache.close()
         sentences = prep.encoded.sentences
         rows = []
         for i, chunk in enumerate(prep.chunks):
