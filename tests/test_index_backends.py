@@ -253,3 +253,37 @@ def test_the_service_answers_from_the_backend_the_settings_name(
         assert "500 MW" in top.passage.chunk.text[slice(*top.highlight)]
     finally:
         engine.close()
+
+
+class _Interrupted(RuntimeError):
+    pass
+
+
+def _failing_after(items: list[Article], n: int) -> Iterator[Article]:
+    """The articles, then a failure: a write that dies part-way through its input."""
+    yield from items[:n]
+    raise _Interrupted("the process died here")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_write_that_fails_part_way_leaves_the_served_version_whole(
+    name: str, tmp_path: Path, make, encoder, articles
+) -> None:
+    backend = make(name, tmp_path / "index")
+    backend.build(articles[:20], corpus_checksum="a")
+    served = backend.current_version()
+    want = [h.passage.chunk.id for h in ask(backend.open(), encoder, DAKHLA, 5)]
+    with pytest.raises(_Interrupted):
+        backend.build(_failing_after([*articles[:20], NADOR], 21), corpus_checksum="b")
+    with pytest.raises(_Interrupted):
+        backend.upsert(_failing_after([NADOR, *articles[20:23]], 3))
+    assert backend.current_version() == served
+    reader = backend.open()
+    assert [h.passage.chunk.id for h in ask(reader, encoder, DAKHLA, 5)] == want
+    assert NADOR.id not in {
+        h.passage.chunk.article_id for h in ask(reader, encoder, NADOR.title, 20)
+    }
+    # And the backend still takes the next write.
+    backend.upsert([NADOR])
+    hits = ask(backend.open(), encoder, "terminal à conteneurs de Nador", 1)
+    assert hits[0].passage.chunk.article_id == NADOR.id
