@@ -425,3 +425,37 @@ def test_a_merge_killed_midway_leaves_the_version_and_its_delta_serving(
     assert report is not None and index.current_version() == report.version
     assert article_ids(ask(index.open(), encoder, ALGAE_Q, 1)) == [ALGAE["id"]]
     assert not list(settings.index_dir.glob(".staging-*"))
+
+
+def test_a_polled_feed_item_is_answered_without_a_rebuild(
+    fresh_home: Path, settings_for, encoder
+) -> None:
+    """The poller lands items through ingest like any writer; the serving engine follows
+    the store, so a new feed item is answerable with no `akhbar index`."""
+    from feed_server import Conditional, Story, rss, serving
+
+    from akhbar.corpus.poller import new_feed
+    from akhbar.pipeline import feed_poller
+
+    settings = settings_for(fresh_home, allow_private_urls=True)
+    body = "\n\n".join(
+        [ALGAE["text"]]
+        + [
+            f"Le chantier, mené en {n} phases, associe des chercheurs de l'université "
+            f"Ibn Zohr d'Agadir et des pêcheurs de la région, selon le porteur du projet."
+            for n in range(2, 8)
+        ]
+    )
+    story = Story("urn:akhbar-test:tarfaya", ALGAE["title"], body, "Tue, 01 Apr 2025 08:00:00 GMT")
+    engine = QAEngine(settings, encoder)
+    try:
+        assert ALGAE["title"] not in {h.passage.title for h in engine.ask(ALGAE_Q, 5).hits}
+        with serving() as server, Store(settings.store_path) as store:
+            server.routes["/rss"] = Conditional(lambda: rss([(story, None)]))
+            assert store.add_feed(new_feed(server.url("/rss"), "Fresh Wire", 900.0, time.time()))
+            results = feed_poller(settings, store).poll_due()
+        assert [r.new_items for r in results] == [1], results
+        wait_until(lambda: engine.ask(ALGAE_Q, 3).hits[0].passage.title == ALGAE["title"])
+        assert "340 hectares" in engine.ask(ALGAE_Q, 3).hits[0].passage.chunk.text
+    finally:
+        engine.close()
