@@ -364,15 +364,15 @@ KILLER = textwrap.dedent(
     settings = Settings()
     backend = open_backend(settings, load_encoder(settings))
     if point == "staging":
-        import akhbar.index.local.merge as merge
+        from akhbar.index.local.chunktable import ChunkTable
 
-        real_write = merge.ChunkTable.write
+        real_write = ChunkTable.write
 
-        def write(*args, **kwargs):
+        def write(*args, **kwargs):  # the merge's staging folder is written, not switched
             real_write(*args, **kwargs)
             os.kill(os.getpid(), signal.SIGKILL)
 
-        merge.ChunkTable.write = staticmethod(write)
+        ChunkTable.write = staticmethod(write)
     if point in ("segment", "delta.json"):
         with Store(settings.store_path) as store:
             catch_up_index(backend, store)
