@@ -50,7 +50,7 @@ def admin(
     encoder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[TestClient]:
-    monkeypatch.setattr(admin_routes, "Fetcher", HostileFetcher)
+    monkeypatch.setattr(admin_routes, "fetcher", lambda _settings: HostileFetcher())
     settings: Settings = settings_for(fresh_home, admin_key=KEY)
     engine = QAEngine(settings, encoder)
     try:
