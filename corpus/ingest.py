@@ -25,7 +25,7 @@ from akhbar.corpus.models import Article, IngestReport, Outcome, RawItem, make_a
 from akhbar.corpus.outlets import outlet_from_url
 from akhbar.corpus.sources.decoding import text_problem
 from akhbar.corpus.sources.rejection import Rejection, Skipped
-from akhbar.corpus.store import Store
+from akhbar.corpus.store import ArticleStore
 
 MAX_TEXT_BYTES = 1_000_000
 MAX_TITLE_CHARS = 1_000
@@ -94,7 +94,7 @@ class _Decision:
 
 
 class _Ingestor:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: ArticleStore) -> None:
         self.store = store
         self.near = NearDuplicateIndex()
         for article_id, blob in store.iter_signatures():
@@ -197,7 +197,7 @@ class _Ingestor:
 
 
 def ingest(
-    store: Store,
+    store: ArticleStore,
     items: Iterable[RawItem | Rejection | Skipped],
     *,
     on_item: Callable[[str], None] | None = None,

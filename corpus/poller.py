@@ -38,7 +38,7 @@ from akhbar.corpus.sources.decoding import decode
 from akhbar.corpus.sources.fetch import Fetcher, FetchError, FetchTimeout, UnresolvedHost
 from akhbar.corpus.sources.html import parse_html
 from akhbar.corpus.sources.rejection import Rejection
-from akhbar.corpus.store import FeedRecord, Store
+from akhbar.corpus.store import ArticleStore, FeedRecord
 from akhbar.corpus.valid_text import first_invalid_character
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["ok", "not_modified", "error", "timeout", "invalid"]
 OUTCOMES: tuple[Outcome, ...] = ("ok", "not_modified", "error", "timeout", "invalid")
 Item = RawItem | Rejection
-Land = Callable[[Store, Iterable[Item]], IngestReport]
+Land = Callable[[ArticleStore, Iterable[Item]], IngestReport]
 
 MIN_INTERVAL_S = 60.0
 MAX_INTERVAL_S = 7 * 86_400.0
@@ -131,7 +131,7 @@ class FeedExists(FeedError):
 
 
 def subscribe(
-    store: Store,
+    store: ArticleStore,
     fetcher: Fetcher,
     url: str,
     *,
@@ -228,7 +228,7 @@ class Poller:
 
     def __init__(
         self,
-        store: Store,
+        store: ArticleStore,
         fetcher: Fetcher,
         options: PollerOptions | None = None,
         *,

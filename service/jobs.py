@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Literal
 
-from akhbar.corpus.store import JobRecord, Store
+from akhbar.corpus.store import ArticleStore, JobRecord
 from akhbar.index.base import BuildReport, Progress
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class JobManager:
 
     def __init__(
         self,
-        store: Store,
+        store: ArticleStore,
         on_status: Callable[[JobStatus], None] | None = None,
         keep: int = 50,
     ) -> None:

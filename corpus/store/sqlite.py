@@ -1,4 +1,4 @@
-"""SQLite store of articles and of the ingest log.
+"""The SQLite engine of the article store (the default: one file under the data home).
 
 One connection shared by threads behind a lock: SQLite serialises writers anyway, and a
 single connection keeps transactions simple. WAL lets other processes read meanwhile.
@@ -6,21 +6,33 @@ single connection keeps transactions simple. WAL lets other processes read meanw
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 
 from akhbar.corpus.models import Article
+from akhbar.corpus.store.base import (
+    ARTICLE_COLUMNS,
+    FEED_COLUMNS,
+    FEED_NAMES,
+    FEED_STATE_NAMES,
+    JOB_COLUMNS,
+    PAGE,
+    FeedRecord,
+    JobRecord,
+    LogEntry,
+    StoredState,
+    corpus_checksum,
+    merge_outlets,
+    now_iso,
+)
 
 SCHEMA_VERSION = 1
-_PAGE = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -98,85 +110,6 @@ CREATE TABLE IF NOT EXISTS feeds (
 );
 """
 
-_COLUMNS = "id, title, text, language, kind, outlet, url, published, author, source, duplicate_of"
-
-
-@dataclass(slots=True, frozen=True)
-class StoredState:
-    """What ingest needs to know about an id already in the store."""
-
-    content_hash: str
-    duplicate_of: str | None
-
-
-@dataclass(slots=True)
-class JobRecord:
-    """A background job as stored, so that its outcome outlives the process that ran it."""
-
-    id: str
-    kind: str
-    status: str
-    stage: str | None = None
-    done: int = 0
-    total: int = 0
-    result: dict | None = None
-    error: str | None = None
-    created: float = 0.0
-    started: float | None = None
-    finished: float | None = None
-
-
-_JOB_COLUMNS = "id, kind, status, stage, done, total, result, error, created, started, finished"
-
-
-@dataclass(slots=True)
-class FeedRecord:
-    """A feed subscription and where its poller stands (times are Unix seconds)."""
-
-    url: str
-    outlet: str | None
-    interval_s: float
-    created: float
-    next_poll: float
-    etag: str | None = None
-    last_modified: str | None = None
-    ttl_s: float | None = None  # the feed's own <ttl>, a floor under the interval
-    last_poll: float | None = None
-    last_outcome: str | None = None
-    last_success: float | None = None
-    last_error: str | None = None
-    last_error_at: float | None = None
-    failures: int = 0  # consecutive: the exponent of the backoff
-    last_new_items: int = 0
-    total_new_items: int = 0
-
-
-_FEED_COLUMNS = (
-    "url, outlet, interval_s, created, next_poll, etag, last_modified, ttl_s, last_poll,"
-    " last_outcome, last_success, last_error, last_error_at, failures, last_new_items,"
-    " total_new_items"
-)
-# What a poll changes (a subscription's url, outlet, interval and creation time it does not).
-_FEED_STATE = (
-    "next_poll, etag, last_modified, ttl_s, last_poll, last_outcome, last_success,"
-    " last_error, last_error_at, failures, last_new_items, total_new_items"
-)
-
-
-@dataclass(slots=True, frozen=True)
-class LogEntry:
-    source: str
-    item_key: str | None
-    outcome: str
-    reason: str | None
-    article_id: str | None
-    duplicate_of: str | None
-    ts: str
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
 
 def _row_to_article(row: sqlite3.Row) -> Article:
     published = row["published"]
@@ -195,7 +128,7 @@ def _row_to_article(row: sqlite3.Row) -> Article:
     )
 
 
-class Store:
+class SqliteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
@@ -218,7 +151,7 @@ class Store:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> SqliteStore:
         return self
 
     def __exit__(
@@ -246,7 +179,7 @@ class Store:
     def get_article(self, article_id: str) -> Article | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM articles WHERE id = ?", (article_id,)
+                f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,)
             ).fetchone()
         return _row_to_article(row) if row else None
 
@@ -257,8 +190,9 @@ class Store:
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM articles WHERE id > ? {where} ORDER BY id LIMIT ?",
-                    (last, _PAGE),
+                    f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE id > ? {where}"
+                    " ORDER BY id LIMIT ?",
+                    (last, PAGE),
                 ).fetchall()
             if not rows:
                 return
@@ -279,24 +213,15 @@ class Store:
                 "SELECT outlet, COUNT(*) FROM articles"
                 " WHERE outlet IS NOT NULL AND duplicate_of IS NULL GROUP BY outlet"
             ).fetchall()
-        groups: dict[str, list[tuple[int, str]]] = {}
-        for name, n in rows:
-            groups.setdefault(name.casefold(), []).append((int(n), name))
-        merged = [
-            (max(spellings)[1], sum(n for n, _ in spellings)) for spellings in groups.values()
-        ]
-        return sorted(merged, key=lambda item: (-item[1], item[0].casefold()))
+        return merge_outlets(rows)
 
     def checksum(self) -> str:
         """Fingerprint of the indexable corpus: sha256 over sorted (id, content hash)."""
-        digest = hashlib.sha256()
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id, content_hash FROM articles WHERE duplicate_of IS NULL ORDER BY id"
             ).fetchall()
-        for row in rows:
-            digest.update(f"{row[0]}\t{row[1]}\n".encode())
-        return digest.hexdigest()
+        return corpus_checksum((r[0], r[1]) for r in rows)
 
     def stored_state(self, article_id: str) -> StoredState | None:
         with self._lock:
@@ -364,7 +289,7 @@ class Store:
         signature: bytes | None,
     ) -> None:
         """Insert or replace ``article`` inside a transaction from ``transaction()``."""
-        now = _now()
+        now = now_iso()
         conn.execute(
             """
             INSERT INTO articles (id, title, text, language, kind, outlet, url, published,
@@ -411,7 +336,7 @@ class Store:
         conn.execute(
             "INSERT INTO ingest_log (source, item_key, outcome, reason, article_id,"
             " duplicate_of, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (source, item_key, outcome, reason, article_id, duplicate_of, _now()),
+            (source, item_key, outcome, reason, article_id, duplicate_of, now_iso()),
         )
 
     def delete_article(self, article_id: str) -> bool:
@@ -453,14 +378,14 @@ class Store:
         )
         with self._lock:
             self._conn.execute(
-                f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 values,
             )
 
     def get_job(self, job_id: str) -> JobRecord | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
         if row is None:
             return None
@@ -492,18 +417,18 @@ class Store:
 
     def add_feed(self, feed: FeedRecord) -> bool:
         """Subscribe; False (and nothing changed) if ``feed.url`` is already subscribed."""
-        values = tuple(getattr(feed, c.strip()) for c in _FEED_COLUMNS.split(","))
+        values = tuple(getattr(feed, c) for c in FEED_NAMES)
         marks = ",".join("?" * len(values))
         with self._lock:
             cur = self._conn.execute(
-                f"INSERT OR IGNORE INTO feeds ({_FEED_COLUMNS}) VALUES ({marks})", values
+                f"INSERT OR IGNORE INTO feeds ({FEED_COLUMNS}) VALUES ({marks})", values
             )
         return cur.rowcount > 0
 
     def get_feed(self, url: str) -> FeedRecord | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_FEED_COLUMNS} FROM feeds WHERE url = ?", (url,)
+                f"SELECT {FEED_COLUMNS} FROM feeds WHERE url = ?", (url,)
             ).fetchone()
         return FeedRecord(**dict(row)) if row else None
 
@@ -511,7 +436,7 @@ class Store:
         """Every subscription, the next due first."""
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_FEED_COLUMNS} FROM feeds ORDER BY next_poll, url"
+                f"SELECT {FEED_COLUMNS} FROM feeds ORDER BY next_poll, url"
             ).fetchall()
         return [FeedRecord(**dict(row)) for row in rows]
 
@@ -532,7 +457,7 @@ class Store:
 
     def save_feed_state(self, feed: FeedRecord) -> bool:
         """Write a poll's outcome; an update only, so a feed removed meanwhile stays gone."""
-        names = [c.strip() for c in _FEED_STATE.split(",")]
+        names = FEED_STATE_NAMES
         with self._lock:
             cur = self._conn.execute(
                 f"UPDATE feeds SET {', '.join(f'{n} = ?' for n in names)} WHERE url = ?",
