@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from importlib import resources
@@ -13,7 +14,7 @@ from akhbar.corpus.models import IngestReport
 from akhbar.corpus.poller import Poller, PollerOptions, PollResult
 from akhbar.corpus.sources import iter_sources
 from akhbar.corpus.sources.fetch import Fetcher
-from akhbar.corpus.store import Store
+from akhbar.corpus.store import ArticleStore, SqliteStore, Store
 from akhbar.index.base import BuildReport, IndexBackend, IndexStateError, Progress
 from akhbar.index.encoder import Encoder
 from akhbar.index.fusion import FusionParams
@@ -92,7 +93,7 @@ def run_ingest(
     (``catch_up_index``), so it is answerable before any rebuild."""
     settings.home.mkdir(parents=True, exist_ok=True)
     own = store is None
-    store = store or Store(settings.store_path)
+    store = store or open_store(settings)
     try:
         items = iter_sources(targets, fetcher=fetcher(settings), max_bytes=settings.fetch_max_bytes)
         report = ingest(store, items, on_item=on_item)
@@ -155,6 +156,53 @@ def database_url(settings: Settings) -> str:
             "`akhbar db start` for the embedded one"
         )
     return url
+
+
+def open_store(settings: Settings) -> ArticleStore:
+    """The article store: with the postgres backend, in the index's database and schema
+    (checked at start-up as the index's is), so every API process shares it; else the
+    SQLite file under the home."""
+    if settings.backend != "postgres":
+        return SqliteStore(settings.store_path)
+    try:
+        import psycopg
+
+        from akhbar.corpus.store.postgres import PostgresStore
+        from akhbar.index.postgres.schema import check
+    except ImportError as exc:
+        raise IndexStateError(
+            f"the postgres backend needs the postgres extra (pip install -e '.[postgres]'): {exc}"
+        ) from exc
+    url = database_url(settings)
+    namespace = settings.postgres.namespace
+    try:
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            check(conn, namespace)
+        return PostgresStore(url, namespace=namespace, pool_size=settings.postgres.pool_size)
+    except psycopg.Error as exc:
+        raise IndexStateError(f"cannot open the article store in the database: {exc}") from exc
+
+
+def store_errors(opening: bool = False) -> tuple[type[Exception], ...]:
+    """What a failing store raises, whichever engine, for callers that report it; with
+    ``opening``, also what ``open_store`` raises (no file, no database, wrong schema)."""
+    errors: list[type[Exception]] = [sqlite3.Error]
+    if opening:
+        errors += [OSError, IndexStateError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def store_location(settings: Settings) -> str:
+    """Where the store is, for messages (no credentials)."""
+    if settings.backend == "postgres":
+        return f"the database (schema {settings.postgres.namespace})"
+    return str(settings.store_path)
 
 
 def postgres_index(
@@ -234,7 +282,7 @@ def run_index(
     progress: Progress | None = None,
 ) -> BuildReport:
     own = store is None
-    store = store or Store(settings.store_path)
+    store = store or open_store(settings)
     try:
         backend = open_backend(settings, encoder)
         if isinstance(backend, LocalIndex):

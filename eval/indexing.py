@@ -52,7 +52,10 @@ def build_sample_index(
     stays what the service does); returns the opened index and the language of every
     article (the passage side of the language slices)."""
     settings = scratch_settings(user, home)
-    run_ingest(settings, [str(sample_corpus_path())])
+    # The scratch home's own SQLite store whatever the backend: eval never writes the
+    # served store (with the postgres backend, the database's).
+    with Store(settings.store_path) as store:
+        run_ingest(settings, [str(sample_corpus_path())], store=store)
     # A root of its own, even where the backend would pick the same folder: the postgres
     # backend then keeps the eval index in a scratch schema, not the served one.
     backend = open_backend(settings, encoder, root=settings.index_dir)

@@ -18,6 +18,7 @@ from akhbar.index.base import IndexStateError
 from akhbar.index.encoder import BUILTIN_PREFIX
 from akhbar.index.local.versions import VersionStore, read_manifest
 from akhbar.index.model_build import BUILDER_VERSION, SOURCE_PACKAGE, built_model_dir
+from akhbar.pipeline import open_store, store_errors, store_location
 from akhbar.settings import HOME_ENV, Settings
 
 LIBRARIES = (
@@ -77,6 +78,18 @@ def article_count(store_path: Path) -> int | None:
     return int(row[0])
 
 
+def stored_articles(settings: Settings) -> int | None:
+    """Canonical articles in the store (None: no store, or it cannot be read). With the
+    postgres backend the store is in the database; nothing is created there either."""
+    if settings.backend != "postgres":
+        return article_count(settings.store_path)
+    try:
+        with open_store(settings) as store:
+            return store.count_articles()
+    except store_errors(opening=True):
+        return None
+
+
 def _index_info(settings: Settings) -> dict[str, Any]:
     versions = VersionStore(settings.index_dir)
     out: dict[str, Any] = {"dir": str(settings.index_dir), "current": versions.current_name()}
@@ -117,7 +130,7 @@ def collect(settings: Settings) -> dict[str, Any]:
             "precision": settings.precision,
             "device": settings.device or "auto",
         },
-        "store": {"path": str(settings.store_path), "articles": article_count(settings.store_path)},
+        "store": {"path": store_location(settings), "articles": stored_articles(settings)},
         "index": _index_info(settings),
         "libraries": library_versions(),
     }

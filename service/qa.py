@@ -13,7 +13,6 @@ import numpy as np
 
 from akhbar.corpus.language import detect_language
 from akhbar.corpus.language import warm_up as warm_up_language_id
-from akhbar.corpus.store import Store
 from akhbar.corpus.valid_text import first_invalid_character
 from akhbar.index.answers import Answer, Hit, top_hits, verdict
 from akhbar.index.base import (
@@ -33,6 +32,7 @@ from akhbar.pipeline import (
     merge_due,
     merge_index,
     open_backend,
+    open_store,
 )
 from akhbar.service.batcher import QuestionBatcher
 from akhbar.settings import Settings
@@ -102,7 +102,7 @@ class QAEngine:
     def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
         self.settings = settings
         self.encoder = encoder or load_encoder(settings)
-        self.store = Store(settings.store_path)
+        self.store = open_store(settings)
         self.index: IndexBackend = open_backend(settings, self.encoder)
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()

@@ -31,7 +31,13 @@ from akhbar.index.base import IndexIntegrityError, NoIndexError  # noqa: E402
 from akhbar.index.postgres import generation  # noqa: E402
 from akhbar.index.postgres.backend import PostgresIndex  # noqa: E402
 from akhbar.index.postgres.schema import SchemaError, check, migrate, migrations  # noqa: E402
-from akhbar.pipeline import postgres_index, postgres_version, run_index  # noqa: E402
+from akhbar.pipeline import (  # noqa: E402
+    open_store,
+    postgres_index,
+    postgres_version,
+    run_index,
+    sample_corpus_path,
+)
 from akhbar.service.cli import app  # noqa: E402
 from akhbar.service.qa import QAEngine  # noqa: E402
 from akhbar.settings import Settings  # noqa: E402
@@ -70,10 +76,23 @@ def pg_settings(tmp_path_factory, sample_settings: Settings, settings_for, postg
         database_url=SecretStr(postgres_url),
         postgres={"namespace": fresh_namespace()},
     )
-    shutil.copy(sample_settings.store_path, settings.store_path)
     with psycopg.connect(postgres_url) as conn:
         migrate(conn, settings.postgres.namespace)
+    # The store is in the database with this backend: the sample's articles copied there.
+    with Store(sample_settings.store_path) as source, open_store(settings) as target:
+        copy_store(source, target)
+    assert not settings.store_path.exists()
     return settings
+
+
+def copy_store(source, target) -> None:
+    signatures = dict(source.iter_signatures())
+    with target.transaction() as conn:
+        for a in source.iter_articles(include_duplicates=True):
+            state = source.stored_state(a.id)
+            target.put_article(
+                conn, a, content_hash=state.content_hash, signature=signatures.get(a.id)
+            )
 
 
 def backend(settings: Settings, encoder, **overrides) -> PostgresIndex:
@@ -363,3 +382,71 @@ def test_the_cli_asks_the_postgres_index(
     answered = runner.invoke(app, ["ask", "Quelle capacité pour le data center de Dakhla ?"])
     assert answered.exit_code == 0, answered.output
     assert "500 MW" in answered.stdout
+
+
+def test_ingest_index_ask_with_the_store_in_postgres_and_no_store_file(
+    sample_settings: Settings, settings_for, postgres_url: str, encoder, monkeypatch
+) -> None:
+    """With AKHBAR_BACKEND=postgres the CLI's ingest and index and the service's answers
+    go through the store in the database: no store file under AKHBAR_HOME, and another
+    home on the same database (another API node) sees the same articles."""
+    home = Path(tempfile.mkdtemp(prefix="akhbar-test-pg-store-"))
+    shutil.copytree(sample_settings.cache_dir, home / "cache")  # embeddings, not articles
+    namespace = fresh_namespace()
+    settings = settings_for(
+        home,
+        backend="postgres",
+        database_url=SecretStr(postgres_url),
+        postgres={"namespace": namespace},
+    )
+    runner = CliRunner()
+    for name, value in (
+        ("HOME", str(home)),
+        ("BACKEND", "postgres"),
+        ("PRECISION", "fp32"),
+        ("DATABASE_URL", postgres_url),
+        ("POSTGRES__NAMESPACE", namespace),
+    ):
+        monkeypatch.setenv(f"AKHBAR_{name}", value)  # fmt: skip
+    try:
+        refused = runner.invoke(app, ["ingest", str(sample_corpus_path()), "--no-index"])
+        assert refused.exit_code == 1 and "akhbar db migrate" in refused.output
+        with psycopg.connect(postgres_url) as conn:
+            migrate(conn, namespace)
+        ingested = runner.invoke(app, ["ingest", str(sample_corpus_path()), "--no-index"])
+        assert ingested.exit_code == 0, ingested.output
+        with open_store(settings) as store:
+            stored = store.count_articles()
+        with Store(sample_settings.store_path) as sample:
+            assert stored == sample.count_articles() > 0
+            assert store_checksum(settings) == sample.checksum()
+        indexed = runner.invoke(app, ["index"])
+        assert indexed.exit_code == 0, indexed.output
+        engine = QAEngine(settings, encoder)
+        try:
+            answer = engine.ask("Quelle capacité pour le data center de Dakhla ?", 3)
+            assert answer.answerable
+            top = answer.hits[0]
+            assert "500 MW" in top.passage.chunk.text[slice(*top.highlight)]
+            article = engine.store.get_article(top.passage.chunk.article_id)
+            assert article is not None and "500 MW" in article.text
+        finally:
+            engine.close()
+        assert not settings.store_path.exists()
+        assert not list(home.rglob(settings.store_path.name))
+        other = settings_for(
+            Path(tempfile.mkdtemp(prefix="akhbar-test-pg-node-")),
+            backend="postgres",
+            database_url=SecretStr(postgres_url),
+            postgres={"namespace": namespace},
+        )
+        with open_store(other) as store:
+            assert store.count_articles() == stored
+        assert not other.store_path.exists()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def store_checksum(settings: Settings) -> str:
+    with open_store(settings) as store:
+        return store.checksum()

@@ -113,19 +113,17 @@ def ingest(
     failures); 1 when a named path does not exist or cannot be read; 2 with --strict when
     anything was rejected. The report is printed in every case.
     """
-    import sqlite3
-
     from rich.markup import escape
 
-    from akhbar.pipeline import run_ingest
+    from akhbar.pipeline import run_ingest, store_errors, store_location
 
     settings = load_settings()
     try:
         with progress() as bar:
             task = bar.add_task("ingest", total=None)
             report = run_ingest(settings, paths, on_item=lambda _o: bar.advance(task))
-    except (sqlite3.Error, OSError) as exc:
-        fail(escape(f"the store at {settings.store_path} failed: {exc}"))
+    except store_errors(opening=True) as exc:
+        fail(escape(f"the store at {store_location(settings)} failed: {exc}"))
     # markup=False: file names and parser messages may hold rich's [tags].
     console.print(
         f"stored {report.stored}, duplicate {report.duplicate}, unchanged {report.unchanged}, "
@@ -154,15 +152,14 @@ def ingest(
 def _index_fresh(settings: Settings) -> None:
     """Catch the index's delta up with the store; a failure is reported, not fatal: the
     articles are stored, and a server or the next `akhbar index` indexes them."""
-    from akhbar.corpus.store import Store
     from akhbar.index.local.versions import VersionStore
-    from akhbar.pipeline import catch_up_index, open_backend
+    from akhbar.pipeline import catch_up_index, open_backend, open_store
     from akhbar.service.qa import load_encoder
 
     if settings.backend != "local" or VersionStore(settings.index_dir).current_name() is None:
         return
     try:
-        with Store(settings.store_path) as store:
+        with open_store(settings) as store:
             n = catch_up_index(open_backend(settings, load_encoder(settings)), store)
     except Exception as exc:
         err.print(f"stored, but not indexed yet ({type(exc).__name__}: {exc}); a running "
@@ -185,11 +182,11 @@ def index(
     from rich.markup import escape
 
     from akhbar.pipeline import run_index, unchanged_version
-    from akhbar.service.info import article_count
+    from akhbar.service.info import stored_articles
     from akhbar.service.qa import load_encoder
 
     settings = load_settings()
-    if not article_count(settings.store_path):
+    if not stored_articles(settings):
         fail(
             escape(
                 f"no articles in {settings.home}: run `akhbar ingest PATH...` first "

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,8 +23,8 @@ from akhbar.corpus.poller import (
     format_every,
     subscribe,
 )
-from akhbar.corpus.store import FeedRecord, Store
-from akhbar.pipeline import feed_poller, fetcher
+from akhbar.corpus.store import ArticleStore, FeedRecord
+from akhbar.pipeline import feed_poller, fetcher, open_store, store_errors, store_location
 from akhbar.service.cli.common import console, err, fail, load_settings
 from akhbar.settings import Settings
 
@@ -37,15 +36,15 @@ feeds_app = typer.Typer(
 
 
 @contextmanager
-def _store(settings: Settings) -> Iterator[Store]:
+def _store(settings: Settings) -> Iterator[ArticleStore]:
     try:
-        store = Store(settings.store_path)
-    except (sqlite3.Error, OSError) as exc:
-        fail(escape(f"cannot open the store at {settings.store_path}: {exc}"))
+        store = open_store(settings)
+    except store_errors(opening=True) as exc:
+        fail(escape(f"cannot open the store at {store_location(settings)}: {exc}"))
     try:
         yield store
-    except sqlite3.Error as exc:
-        fail(escape(f"the store at {settings.store_path} failed: {exc}"))
+    except store_errors() as exc:
+        fail(escape(f"the store at {store_location(settings)} failed: {exc}"))
     finally:
         store.close()
 
@@ -203,7 +202,7 @@ def background_poller(
     settings: Settings, on_result: Callable[[PollResult], None] | None = None
 ) -> Iterator[None]:
     """The poller in a thread of this process (`akhbar serve --watch`), stopped on exit."""
-    store = Store(settings.store_path)
+    store = open_store(settings)
     stop = threading.Event()
     poller = feed_poller(settings, store, on_result=on_result)
     thread = threading.Thread(target=poller.run, args=(stop,), name="akhbar-watch", daemon=True)
