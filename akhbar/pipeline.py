@@ -285,9 +285,9 @@ def run_index(
     store = store or open_store(settings)
     try:
         backend = open_backend(settings, encoder)
-        if isinstance(backend, LocalIndex):
+        if follows_store(backend):
             # Read before the articles: what is committed during the build is after it,
-            # so the delta (carried over to the new version) keeps it.
+            # so the delta (carried over to the new version) or the next catch-up keeps it.
             seq = store.change_seq()
             return backend.build(
                 store.iter_articles(),
@@ -305,16 +305,17 @@ def run_index(
 
 def catch_up_index(backend: IndexBackend, store: Store) -> int:
     """Make what the store committed searchable without a rebuild, for a backend that
-    follows the store (local: its delta); returns the articles read. Safe to call from
-    any process, any number of times."""
-    if isinstance(backend, LocalIndex) and backend.current_version() is not None:
-        return backend.catch_up(store)
-    return 0
+    follows the store (local: its delta; postgres: the served generation); returns the
+    articles read. Safe to call from any process, any number of times."""
+    if isinstance(backend, LocalIndex) and backend.current_version() is None:
+        return 0
+    return backend.catch_up(store) if follows_store(backend) else 0  # type: ignore[attr-defined]
 
 
 def follows_store(backend: IndexBackend) -> bool:
-    """Whether ``catch_up_index`` does anything for this backend."""
-    return isinstance(backend, LocalIndex)
+    """Whether ``catch_up_index`` does anything for this backend. By name for postgres:
+    its module needs the optional extra, so it is not imported here."""
+    return isinstance(backend, LocalIndex) or backend.name == "postgres"
 
 
 def merge_due(backend: IndexBackend) -> bool:

@@ -47,6 +47,10 @@ class BuildInProgressError(IndexStateError):
     pass
 
 
+class IndexUnavailableError(IndexStateError):
+    """The index's server (a database) cannot be reached now: try again shortly."""
+
+
 class WritesNotSupportedError(IndexStateError, NotImplementedError):
     """The backend builds whole versions only: rebuild with `akhbar index`."""
 

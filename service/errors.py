@@ -13,7 +13,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from akhbar.index.base import BuildInProgressError, IndexIntegrityError, NoIndexError
+from akhbar.index.base import (
+    BuildInProgressError,
+    IndexIntegrityError,
+    IndexUnavailableError,
+    NoIndexError,
+)
 from akhbar.service.qa import QuestionError
 
 log = logging.getLogger(__name__)
@@ -87,6 +92,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _integrity(request: Request, exc: IndexIntegrityError) -> JSONResponse:
         log.error("index integrity: %s", exc)
         return error_response(request, 503, "index_unusable", str(exc))
+
+    @app.exception_handler(IndexUnavailableError)
+    async def _unavailable(request: Request, exc: IndexUnavailableError) -> JSONResponse:
+        log.warning("index unavailable: %s", exc)
+        return error_response(
+            request, 503, "index_unavailable", str(exc), headers={"Retry-After": "5"}
+        )
 
     @app.exception_handler(BuildInProgressError)
     async def _busy(request: Request, exc: BuildInProgressError) -> JSONResponse:

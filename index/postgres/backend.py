@@ -19,6 +19,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from akhbar.corpus.models import Article
+from akhbar.corpus.store import ArticleStore
 from akhbar.index.base import (
     BuildInProgressError,
     BuildReport,
@@ -31,11 +32,19 @@ from akhbar.index.base import (
 from akhbar.index.encoder import Encoder
 from akhbar.index.fusion import FusionParams
 from akhbar.index.postgres import generation as gen
+from akhbar.index.postgres.pool import connection, open_pool
 from akhbar.index.postgres.reader import PostgresReader
 from akhbar.index.postgres.schema import check, check_namespace, migrate, use_namespace
 from akhbar.index.prepare import ChunkingParams, prepare_cached
 
 _BUILD_LOCK = 0x616B6862756C64  # "akhbuld": one build at a time per database
+# Store writes read per catch-up transaction: bounds the encoding done under its lock.
+CATCH_UP_BATCH = 256
+
+_STATE = (
+    "SELECT g.generation, g.seq, g.manifest, g.store_seq FROM index_state s "
+    "JOIN index_generations g ON g.generation = s.generation"
+)
 
 
 def served_version(url: str, namespace: str) -> str | None:
@@ -90,28 +99,10 @@ class PostgresIndex:
             if create_schema:
                 migrate(conn, self.namespace)
             check(conn, self.namespace)
-        self._pool = self._open_pool(url, pool_size)
+        self._pool = open_pool(url, pool_size, self.namespace)
         # Reads go to the replicas when there are any (one pool over the first; a list
         # is for a load balancer in front, or future round-robin), writes to the primary.
-        self._read_pool = self._open_pool(read_urls[0], pool_size) if read_urls else None
-
-    def _open_pool(self, url: str, size: int) -> ConnectionPool:
-        namespace = self.namespace
-
-        def configure(conn: psycopg.Connection) -> None:
-            use_namespace(conn, namespace)
-            conn.commit()
-
-        pool = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=size,
-            configure=configure,
-            kwargs={"connect_timeout": 10},
-            open=False,
-        )
-        pool.open(wait=True, timeout=30)
-        return pool
+        self._read_pool = open_pool(read_urls[0], pool_size, self.namespace) if read_urls else None
 
     def close(self) -> None:
         self._pool.close()
@@ -120,7 +111,7 @@ class PostgresIndex:
 
     # -- reading ------------------------------------------------------------------------
     def current_version(self) -> str | None:
-        with self._pool.connection() as conn:
+        with connection(self._pool) as conn:
             row = conn.execute(
                 "SELECT g.generation, g.seq FROM index_state s "
                 "JOIN index_generations g ON g.generation = s.generation"
@@ -139,7 +130,7 @@ class PostgresIndex:
             raise IndexIntegrityError(f"not a postgres index version: {name!r}") from None
         # A replica that has not replayed this version yet: read it from the primary.
         for pool in (p for p in (self._read_pool, self._pool) if p is not None):
-            with pool.connection() as conn:
+            with connection(pool) as conn:
                 row = conn.execute(
                     "SELECT g.manifest, g.kept_from, g.languages, g.seq, w.passages, w.tokens "
                     "FROM index_generations g LEFT JOIN index_writes w "
@@ -223,7 +214,11 @@ class PostgresIndex:
         *,
         corpus_checksum: str,
         progress: Progress | None = None,
+        store_seq: int | None = None,
     ) -> BuildReport:
+        """A new generation of exactly ``articles``. With ``store_seq`` (the store's change
+        number read before ``articles`` were), the generation follows the store from there
+        (``catch_up``): what is committed during the build is indexed after it."""
         t0 = time.perf_counter()
         rows, ids, encoded, seconds = self._prepare(articles, progress)
         if not rows:
@@ -236,13 +231,13 @@ class PostgresIndex:
             conn.commit()
             try:
                 return self._build(conn, rows, ids, corpus_checksum, progress, t0, encoded,
-                                   seconds)  # fmt: skip
+                                   seconds, store_seq)  # fmt: skip
             finally:
                 conn.rollback()
                 conn.execute("SELECT pg_advisory_unlock(%s)", [_BUILD_LOCK])
                 conn.commit()
 
-    def _build(self, conn, rows, ids, corpus_checksum, progress, t0, encoded, seconds):
+    def _build(self, conn, rows, ids, corpus_checksum, progress, t0, encoded, seconds, store_seq):
         # Generations a crashed build left half-made: nobody reads them (we hold the lock).
         for (orphan,) in conn.execute(
             "SELECT generation FROM index_generations WHERE state = 'building'"
@@ -253,9 +248,9 @@ class PostgresIndex:
         manifest = self._manifest(corpus_checksum, hnsw)
         (number,) = conn.execute("SELECT nextval('index_generation_seq')").fetchone()
         conn.execute(
-            "INSERT INTO index_generations (generation, state, manifest) "
-            "VALUES (%s, 'building', %s)",
-            [number, psycopg.types.json.Jsonb(manifest)],
+            "INSERT INTO index_generations (generation, state, manifest, store_seq) "
+            "VALUES (%s, 'building', %s, %s)",
+            [number, psycopg.types.json.Jsonb(manifest), store_seq],
         )
         gen.create(conn, number, self.encoder.dimension)
         conn.commit()
@@ -316,45 +311,84 @@ class PostgresIndex:
         return [str(n) for (n,) in old]
 
     def _write(self, rows: list[tuple[Passage, np.ndarray]], article_ids: set[str]) -> str:
-        """One write to the served generation, in one transaction: the articles' live
-        passages removed, ``rows`` added, the statistics of the new version recorded."""
-        with self._pool.connection() as conn:
-            state = conn.execute(
-                "SELECT g.generation, g.seq, g.manifest FROM index_state s "
-                "JOIN index_generations g ON g.generation = s.generation FOR UPDATE"
-            ).fetchone()
-            if state is None:
-                raise NoIndexError(
-                    f"no index in the database (schema {self.namespace!r}) to write to: "
-                    "run `akhbar index` first"
-                )
-            number, seq, manifest = state
-            if (manifest["model"], manifest["dimension"]) != (
-                self.encoder.name,
-                self.encoder.dimension,
-            ):
-                raise IndexIntegrityError(
-                    f"the served index was built with model {manifest['model']!r}: rebuild "
-                    "with `akhbar index` before writing with another model"
-                )
-            seq += 1
-            gone, gone_tokens = gen.remove(conn, number, article_ids, seq)
-            added, added_tokens, languages = gen.insert(conn, number, rows, seq)
-            conn.execute(
-                "INSERT INTO index_writes (generation, seq, passages, tokens) "
-                "SELECT generation, %s, passages - %s + %s, tokens - %s + %s "
-                "FROM index_writes WHERE generation = %s AND seq = %s",
-                [seq, gone, added, gone_tokens, added_tokens, number, seq - 1],
+        """One write to the served generation, in one transaction (see ``_apply``)."""
+        with connection(self._pool) as conn:
+            state = conn.execute(_STATE + " FOR UPDATE").fetchone()
+            return self._apply(conn, state, rows, article_ids)
+
+    def _apply(
+        self,
+        conn: psycopg.Connection,
+        state: tuple | None,
+        rows: list[tuple[Passage, np.ndarray]],
+        article_ids: set[str],
+        store_seq: int | None = None,
+    ) -> str:
+        """The articles' live passages removed, ``rows`` added, the statistics of the new
+        version recorded (and the store watermark moved to ``store_seq``), inside the
+        caller's transaction, which holds ``state`` (the served generation) locked."""
+        if state is None:
+            raise NoIndexError(
+                f"no index in the database (schema {self.namespace!r}) to write to: "
+                "run `akhbar index` first"
             )
-            kept_from = max(0, seq - self.keep_versions + 1)
-            conn.execute(
-                "UPDATE index_generations SET seq = %s, kept_from = %s, "
-                "languages = ARRAY(SELECT DISTINCT unnest(languages || %s::text[]) ORDER BY 1) "
-                "WHERE generation = %s",
-                [seq, kept_from, sorted(languages), number],
+        number, seq, manifest, _ = state
+        if (manifest["model"], manifest["dimension"]) != (
+            self.encoder.name,
+            self.encoder.dimension,
+        ):
+            raise IndexIntegrityError(
+                f"the served index was built with model {manifest['model']!r}: rebuild "
+                "with `akhbar index` before writing with another model"
             )
-            gen.collect(conn, number, kept_from)
+        seq += 1
+        gone, gone_tokens = gen.remove(conn, number, article_ids, seq)
+        added, added_tokens, languages = gen.insert(conn, number, rows, seq)
+        conn.execute(
+            "INSERT INTO index_writes (generation, seq, passages, tokens) "
+            "SELECT generation, %s, passages - %s + %s, tokens - %s + %s "
+            "FROM index_writes WHERE generation = %s AND seq = %s",
+            [seq, gone, added, gone_tokens, added_tokens, number, seq - 1],
+        )
+        kept_from = max(0, seq - self.keep_versions + 1)
+        conn.execute(
+            "UPDATE index_generations SET seq = %s, kept_from = %s, "
+            "languages = ARRAY(SELECT DISTINCT unnest(languages || %s::text[]) ORDER BY 1), "
+            "store_seq = coalesce(%s, store_seq) WHERE generation = %s",
+            [seq, kept_from, sorted(languages), store_seq, number],
+        )
+        gen.collect(conn, number, kept_from)
         return f"{number}.{seq}"
+
+    def catch_up(self, store: ArticleStore) -> int:
+        """Index what the store committed after the served generation's watermark
+        (written articles; a deleted or duplicate one only loses its passages), a batch
+        per transaction that also moves the watermark. Safe from any process on any
+        machine at any time: writers queue on the served generation's row, and a batch
+        another process indexed meanwhile is found done. Returns the articles read."""
+        done = 0
+        while True:
+            with connection(self._pool) as conn:
+                # Looked at without a lock first: the pollers of every node ask this often.
+                state = conn.execute(_STATE).fetchone()
+                if state is None or state[3] is None or state[3] >= store.change_seq():
+                    return done
+                state = conn.execute(_STATE + " FOR UPDATE").fetchone()
+                if state is None or state[3] is None:
+                    return done
+                ids, end = store.changes_after(state[3], CATCH_UP_BATCH)
+                if not ids:
+                    return done
+                live = []
+                for article_id in ids:
+                    a = store.get_article(article_id)
+                    if a is not None and a.duplicate_of is None:
+                        live.append(a)
+                # Encoded under the lock: a second node catching up waits here rather
+                # than encoding the same batch for nothing.
+                rows, _, _, _ = self._prepare(live)
+                self._apply(conn, state, rows, set(ids), store_seq=end)
+            done += len(ids)
 
     def upsert(self, articles: Iterable[Article]) -> str:
         rows, ids, _, _ = self._prepare(articles)

@@ -30,6 +30,7 @@ from akhbar.index.base import (
 )
 from akhbar.index.fusion import FusionParams, rank
 from akhbar.index.postgres.generation import tables, vector_literal
+from akhbar.index.postgres.pool import connection
 
 # The same BM25 as the local and memory backends' LexicalIndex: bm25s's defaults.
 _BM25 = bm25s.BM25()
@@ -117,7 +118,7 @@ class PostgresReader:
             "SELECT c.key, -(c.embedding <#> %(q)s::vector), c.language FROM {chunks} c "
             "WHERE {where} ORDER BY {order} LIMIT %(n)s"
         ).format(chunks=self._chunks, where=where, order=order)
-        with self._pool.connection() as conn:
+        with connection(self._pool) as conn:
             if self._hnsw:
                 conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
                 conn.execute(
@@ -225,7 +226,7 @@ class PostgresReader:
             "sentences, title, outlet, url, published, kind, sentence_vectors "
             "FROM {} WHERE key = ANY(%s)"
         ).format(self._chunks)
-        with self._pool.connection() as conn:
+        with connection(self._pool) as conn:
             rows = {int(r[0]): r for r in conn.execute(query, [wanted])}
         missing = [k for k in wanted if k not in rows]
         if missing:

@@ -101,8 +101,9 @@ def ingest(
         bool,
         typer.Option(
             "--index/--no-index",
-            help="Make stored articles answerable now, without a rebuild (local backend, "
-            "once an index exists: encodes them into the index's delta; loads the model). "
+            help="Make stored articles answerable now, without a rebuild (once an index "
+            "exists: encodes them into the local index's delta or the postgres index; "
+            "loads the model). "
             "With --no-index a running server does it within a second or so.",
         ),
     ] = True,
@@ -156,7 +157,9 @@ def _index_fresh(settings: Settings) -> None:
     from akhbar.pipeline import catch_up_index, open_backend, open_store
     from akhbar.service.qa import load_encoder
 
-    if settings.backend != "local" or VersionStore(settings.index_dir).current_name() is None:
+    if settings.backend == "memory":
+        return
+    if settings.backend == "local" and VersionStore(settings.index_dir).current_name() is None:
         return
     try:
         with open_store(settings) as store:
@@ -317,6 +320,7 @@ def serve(
 
     import uvicorn
 
+    from akhbar.pipeline import follows_store
     from akhbar.service.app import create_app
     from akhbar.service.logs import configure_access_log
     from akhbar.service.qa import QAEngine
@@ -329,6 +333,11 @@ def serve(
     with err.status("loading the model and the index…"):
         engine = QAEngine(settings)
         engine.ready()
+        if follows_store(engine.index):
+            # It indexes what the store commits (POST /v1/articles, its follower): the
+            # passage model loads now, not inside the first write, which it held past the
+            # request timeout on a loaded machine (a 504 for a write that went through).
+            engine.encoder.encode_passages(["warm-up"])
     console.print(
         f"Akhbar on http://{host}:{port}/  (API docs /docs), data {settings.home.resolve()}, "
         f"index {version or 'none yet: run `akhbar index`'}",
