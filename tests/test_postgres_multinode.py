@@ -17,6 +17,7 @@ why) where the postgres extra is not installed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -361,6 +362,34 @@ def test_a_node_killed_with_questions_in_flight_leaves_the_other_answering(
     assert_index_whole(cluster.url, cluster.namespace)
 
 
+def test_articles_another_process_stored_are_indexed_by_the_nodes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """`akhbar ingest --no-index` on a machine of its own stores and does not index (as a
+    writer killed between its store commit and its index write): a node's follower
+    indexes them, and every node answers them."""
+    b = cluster.nodes[1]
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(json.dumps(article(i)) + "\n" for i in range(11, 14)))
+    home = tmp_path / "ingest-home"
+    home.mkdir()
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "akhbar"), "ingest", "--no-index", str(batch)],
+        env={**cluster.env, "AKHBAR_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "stored 3," in done.stdout
+    wait_for(
+        lambda: all(b.top_title(question(i)) == article(i)["title"] for i in range(11, 14)),
+        120,
+        "the node's follower to index another process's articles",
+    )
+    assert_index_whole(cluster.url, cluster.namespace)
+
+
 # -- kill -9 of the database ---------------------------------------------------------------
 def _children(pid: int) -> list[int]:
     out = []
@@ -468,5 +497,5 @@ def test_the_database_killed_during_ingest_loses_nothing_committed_and_half_writ
     titles = assert_index_whole(cluster.url, cluster.namespace)
     assert {article(i)["title"] for i in acknowledged} <= set(titles)
     # Nothing in the index that was never sent.
-    sent_titles = {article(i)["title"] for i in [*range(11), *(o[0] for o in poster.outcomes)]}
+    sent_titles = {article(i)["title"] for i in [*range(14), *(o[0] for o in poster.outcomes)]}
     assert set(titles) <= sent_titles
