@@ -15,6 +15,7 @@ from akhbar.corpus.poller import Poller, PollerOptions, PollResult
 from akhbar.corpus.sources import iter_sources
 from akhbar.corpus.sources.fetch import Fetcher
 from akhbar.corpus.store import ArticleStore, SqliteStore, Store
+from akhbar.corpus.store.errors import StoreUnavailableError
 from akhbar.index.base import BuildReport, IndexBackend, IndexStateError, Progress
 from akhbar.index.encoder import Encoder
 from akhbar.index.fusion import FusionParams
@@ -186,7 +187,7 @@ def open_store(settings: Settings) -> ArticleStore:
 def store_errors(opening: bool = False) -> tuple[type[Exception], ...]:
     """What a failing store raises, whichever engine, for callers that report it; with
     ``opening``, also what ``open_store`` raises (no file, no database, wrong schema)."""
-    errors: list[type[Exception]] = [sqlite3.Error]
+    errors: list[type[Exception]] = [sqlite3.Error, StoreUnavailableError]
     if opening:
         errors += [OSError, IndexStateError]
     try:

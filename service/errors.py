@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from akhbar.corpus.store.errors import StoreUnavailableError
 from akhbar.index.base import (
     BuildInProgressError,
     IndexIntegrityError,
@@ -98,6 +99,13 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("index unavailable: %s", exc)
         return error_response(
             request, 503, "index_unavailable", str(exc), headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.warning("store unavailable: %s", exc)
+        return error_response(
+            request, 503, "store_unavailable", str(exc), headers={"Retry-After": "5"}
         )
 
     @app.exception_handler(BuildInProgressError)

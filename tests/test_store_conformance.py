@@ -379,3 +379,65 @@ def test_the_corpus_imports_without_the_postgres_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+# -- outages -------------------------------------------------------------------------------
+def test_the_postgres_store_recovers_cut_connections_and_reports_an_outage(
+    postgres_url: str,
+) -> None:
+    """Connections the database cut (a restart) are replaced as they are handed out; a
+    store that gets no connection in time raises StoreUnavailableError, not a driver
+    error, and the next call after the outage goes through."""
+    import psycopg
+
+    from akhbar.corpus.store.errors import StoreUnavailableError
+    from akhbar.corpus.store.postgres import PostgresStore
+    from akhbar.index.postgres.schema import migrate
+
+    namespace = f"s_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url) as conn:
+        migrate(conn, namespace)
+    with PostgresStore(postgres_url, namespace=namespace, pool_size=1, wait_s=0.5) as store:
+        put(store, article(1))
+        with store.transaction() as conn:  # the pool's only connection
+            (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()[0]
+        assert store.get_article("a-001") is not None  # a fresh connection, no error
+        held = threading.Event()
+        release = threading.Event()
+
+        def hold_the_only_connection() -> None:
+            with store.transaction():
+                held.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold_the_only_connection)
+        holder.start()
+        try:
+            assert held.wait(30)
+            with pytest.raises(StoreUnavailableError, match="no connection in time"):
+                store.count_articles()
+        finally:
+            release.set()
+            holder.join(30)
+        assert store.count_articles() == 1
+
+
+def test_a_store_outage_is_answered_503_with_retry_after() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from akhbar.corpus.store.errors import StoreUnavailableError
+    from akhbar.service.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/down")
+    def down() -> None:
+        raise StoreUnavailableError("the store's database cannot be reached")
+
+    response = TestClient(app).get("/down")
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["error"]["code"] == "store_unavailable"

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from akhbar.corpus.models import Article
 from akhbar.corpus.store.base import (
@@ -38,8 +38,13 @@ from akhbar.corpus.store.base import (
     corpus_checksum,
     merge_outlets,
 )
+from akhbar.corpus.store.errors import StoreUnavailableError
 
 _NAMESPACE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# How long a call waits for a pooled connection: enough for a busy pool to hand one back,
+# short enough that with the database down a request is answered (503) well inside its
+# timeout rather than after the pool's default 30 s.
+WAIT_S = 5.0
 
 
 class StoreSchemaError(RuntimeError):
@@ -67,7 +72,9 @@ def _iso(ts: datetime) -> str:
 
 
 class PostgresStore:
-    def __init__(self, url: str, *, namespace: str, pool_size: int = 4) -> None:
+    def __init__(
+        self, url: str, *, namespace: str, pool_size: int = 4, wait_s: float = WAIT_S
+    ) -> None:
         if not _NAMESPACE.match(namespace):
             raise ValueError(f"not a valid schema name: {namespace!r}")
         self.namespace = namespace
@@ -82,12 +89,16 @@ class PostgresStore:
             min_size=1,
             max_size=pool_size,
             configure=configure,
+            # Checked as handed out: after a database restart, calls get live connections
+            # instead of failing on the ones the restart cut.
+            check=ConnectionPool.check_connection,
+            timeout=wait_s,
             kwargs={"connect_timeout": 10},
             open=False,
         )
         self._pool.open(wait=True, timeout=30)
         try:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 row = conn.execute(
                     "SELECT to_regclass(format('%%I.articles', %s::text)) IS NOT NULL"
                     " AND to_regclass(format('%%I.change_clock', %s::text)) IS NOT NULL",
@@ -119,28 +130,42 @@ class PostgresStore:
         self.close()
 
     @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection (committed on success, rolled back on error), with a
+        database that cannot be reached reported as ``StoreUnavailableError``."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise StoreUnavailableError(
+                f"the store's database gave no connection in time: {exc}"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(f"the store's database cannot be reached: {exc}") from exc
+
+    @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
         """All writes inside commit together or not at all; one write transaction at a
         time (the clock's row lock, held to commit), as SQLite's BEGIN IMMEDIATE."""
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             conn.execute("SELECT seq FROM change_clock FOR UPDATE")
             yield conn
 
     def _one(self, query: str, params: tuple | list = ()) -> tuple | None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return conn.execute(query, params).fetchone()
 
     def _all(self, query: str, params: tuple | list = ()) -> list[tuple]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return conn.execute(query, params).fetchall()
 
     def _dicts(self, query: str, params: tuple | list = ()) -> list[dict]:
-        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(query, params).fetchall()
 
     def _write(self, query: str, params: tuple | list = ()) -> int:
         """One statement committed on its own; the rows it touched."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return conn.execute(query, params).rowcount
 
     # -- reads -----------------------------------------------------------------------------
