@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -140,8 +142,8 @@ class Cluster:
     home_for: Callable[[Path], object]  # links the session's built model into a home
     nodes: list[Node] = field(default_factory=list)
 
-    def start(self, *args: str) -> Node:
-        """A node in a data home of its own."""
+    def start(self, *args: str, env: dict[str, str] | None = None) -> Node:
+        """A node in a data home of its own (``env``: settings of its own)."""
         port = _free_port()
         home = self.root / f"node-{len(self.nodes)}"
         self.home_for(home)
@@ -151,7 +153,7 @@ class Cluster:
             # Output to a file: a pipe nobody reads would fill and stop the server.
             proc = subprocess.Popen(
                 [str(cli), "serve", "--port", str(port), *args],
-                env={**self.env, "AKHBAR_HOME": str(home)},
+                env={**self.env, "AKHBAR_HOME": str(home), **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -499,3 +501,44 @@ def test_the_database_killed_during_ingest_loses_nothing_committed_and_half_writ
     # Nothing in the index that was never sent.
     sent_titles = {article(i)["title"] for i in [*range(14), *(o[0] for o in poster.outcomes)]}
     assert set(titles) <= sent_titles
+
+
+# -- a replica -------------------------------------------------------------------------------
+def _transactions(url: str) -> int:
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        (n,) = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(n)
+
+
+def test_a_node_reading_from_a_replica_answers_as_the_primarys_node_and_outlives_it(
+    cluster: Cluster, postgres_server
+) -> None:
+    """A streaming replica (pg_basebackup from the same wheel) behind a third node: its
+    searches run on the replica, it answers as the node on the primary does, and it keeps
+    answering the same once that node is killed."""
+    from akhbar.index.postgres.embedded import EmbeddedPostgres
+
+    b = cluster.nodes[1]
+    # Outside pytest's folders, which are owner-only (the server runs as another user).
+    root = Path(tempfile.mkdtemp(prefix="akhbar-test-replica-"))
+    replica = EmbeddedPostgres(root / "postgres")
+    try:
+        replica.init_replica(postgres_server)
+        read_url = replica.start()
+        c = cluster.start(env={"AKHBAR_DATABASE_READ_URLS": read_url})
+        expected = {q: b.ranking(q) for q in QUESTIONS}
+        before = _transactions(read_url)
+        assert {q: c.ranking(q) for q in QUESTIONS} == expected
+        # Counted as each of C's sessions reports its statistics (within a second or so).
+        wait_for(
+            lambda: _transactions(read_url) - before > len(QUESTIONS),
+            30,
+            "the replica to have served the third node's searches",
+        )
+        b.kill()
+        assert {q: c.ranking(q) for q in QUESTIONS} == expected
+    finally:
+        replica.stop()
+        shutil.rmtree(root, ignore_errors=True)
