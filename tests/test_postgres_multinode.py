@@ -5,9 +5,13 @@ processes with the real model, the session's embedded PostgreSQL.
   answerable through the other as soon as the POST returns; a deletion through one is
   never answered by the other.
 - kill -9 of one node, with questions in flight, leaves the other answering as before.
+- Articles another process stored without indexing them are indexed by a node's follower.
 - kill -9 of the database server (every one of its processes) during a stream of POSTs:
-  once it is restarted, every article a client saw acknowledged is answerable, the nodes
-  answer again, and the index holds nothing half-written (see ``assert_index_whole``).
+  503 while it is down; once it is restarted, every article a client saw acknowledged is
+  answerable, the nodes answer again, and the index holds nothing half-written (see
+  ``assert_index_whole``).
+- A node reading from a streaming replica answers as the primary's node does, and
+  outlives it.
 
 Each node has a data home of its own (as on separate machines: the article store and the
 index are in the database, nothing on disk is shared) and its own port. Skips (saying
