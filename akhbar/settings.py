@@ -44,6 +44,12 @@ class LocalBackendSettings(BaseModel):
         description="How often a serving process looks for articles the store committed "
         "and the delta has not read (another process's ingest): one small query.",
     )
+    delta_merge_retry_s: float = Field(
+        60.0,
+        gt=0,
+        description="After a failed background merge, the wait before the next try; it "
+        "doubles with each failure in a row, up to delta_max_age_s.",
+    )
 
 
 class FeedSettings(BaseModel):

@@ -58,6 +58,17 @@ class Vocabulary:
         found = self._hashes[pos] == h
         return [int(i) for i in self._ids[pos[found]]]
 
+    def lookup(self, tokens: Sequence[str]) -> np.ndarray:
+        """Term id of each token, -1 where the corpus has none (one vectorised pass)."""
+        out = np.full(len(tokens), -1, np.int64)
+        if not tokens or len(self._hashes) == 0:
+            return out
+        h = _token_hashes(tokens)
+        pos = np.minimum(np.searchsorted(self._hashes, h), len(self._hashes) - 1)
+        found = self._hashes[pos] == h
+        out[found] = self._ids[pos[found]]
+        return out
+
     def save(self, directory: Path) -> None:
         np.save(directory / self.HASHES, self._hashes)
         np.save(directory / self.IDS, self._ids)
@@ -114,13 +125,10 @@ class LexicalIndex:
     def doc_freqs(self, tokens: Sequence[str]) -> np.ndarray:
         """How many passages hold each token (0 for a token the index never saw)."""
         out = np.zeros(len(tokens), np.int64)
-        if not tokens:
-            return out
+        ids = self._vocab.lookup(tokens)
+        known = ids >= 0
         indptr = self._bm25.scores["indptr"]
-        for i, tok in enumerate(tokens):
-            ids = self._vocab.ids([tok])
-            if ids:
-                out[i] = int(indptr[ids[0] + 1]) - int(indptr[ids[0]])
+        out[known] = indptr[ids[known] + 1] - indptr[ids[known]]
         return out
 
     @classmethod

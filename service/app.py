@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, engine: QAEngine | None = None)
     app.state.settings = settings
 
     def jobs_for(qa: QAEngine) -> JobManager:
+        qa.add_index_listener(metrics)  # the engine's catch-ups and merges, counted
         return JobManager(qa.store, on_status=lambda s: metrics.rebuild_jobs.labels(s).inc())
 
     if engine is not None:

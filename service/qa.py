@@ -8,6 +8,7 @@ import time
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from akhbar.index.base import (
     NoIndexError,
 )
 from akhbar.index.encoder import FAST_QUERY_BATCH, Encoder, SentenceTransformerEncoder
+from akhbar.index.local.delta import DeltaStatus
 from akhbar.index.second_view import SecondQuery, SecondView
 from akhbar.pipeline import (
     catch_up_index,
@@ -84,6 +86,14 @@ class QuestionCache:
                 self._items.popitem(last=False)
 
 
+class IndexEvents(Protocol):
+    """What an engine reports as it follows the store (the app's metrics listen)."""
+
+    def observe_catch_up(self, outcome: str, seconds: float, articles: int) -> None: ...
+
+    def observe_merge(self, outcome: str, seconds: float) -> None: ...
+
+
 @dataclass
 class _Loaded:
     name: str
@@ -129,6 +139,11 @@ class QAEngine:
         self._stop = threading.Event()
         self._refresh_lock = threading.Lock()
         self._merge: threading.Thread | None = None
+        # A failed merge is retried after a pause that doubles with each failure in a row
+        # (a full disk would otherwise cost a whole merge every poll).
+        self._merge_failures = 0
+        self._merge_retry_at = 0.0
+        self._listeners: list[IndexEvents] = []
         self._follower: threading.Thread | None = None
         if follows_store(self.index):
             self._follower = threading.Thread(
@@ -158,10 +173,29 @@ class QAEngine:
             self._loaded = _Loaded(searcher.version, searcher)
             return searcher
 
+    def add_index_listener(self, listener: IndexEvents) -> None:
+        self._listeners.append(listener)
+
     def refresh(self) -> int:
         """Index what the store committed and the index has not read yet (articles read)."""
         with self._refresh_lock:
-            return catch_up_index(self.index, self.store)
+            t0 = time.perf_counter()
+            try:
+                done = catch_up_index(self.index, self.store)
+            except Exception:
+                for listener in self._listeners:
+                    listener.observe_catch_up("failed", time.perf_counter() - t0, 0)
+                raise
+        if done:
+            for listener in self._listeners:
+                listener.observe_catch_up("indexed", time.perf_counter() - t0, done)
+        return done
+
+    def delta_status(self) -> DeltaStatus | None:
+        """The served delta's size, age and lag behind the store (None: the backend keeps
+        no delta; postgres writes into its served generation)."""
+        status = getattr(self.index, "delta_status", None)
+        return None if status is None else status(self.store)
 
     def _follow(self) -> None:
         while not self._stop.wait(self.settings.local.delta_poll_s):
@@ -173,23 +207,42 @@ class QAEngine:
                 log.exception("could not bring the index delta up to date")
 
     def _maybe_merge(self) -> None:
-        """Start a background merge of the delta if one is due and none is running."""
+        """Start a background merge of the delta if one is due, none is running and no
+        failure asks to wait."""
         running = self._merge is not None and self._merge.is_alive()
-        if not running and merge_due(self.index):
-            self._merge = threading.Thread(target=self._run_merge, name="akhbar-merge", daemon=True)
-            self._merge.start()
+        if running or time.monotonic() < self._merge_retry_at or not merge_due(self.index):
+            return
+        self._merge = threading.Thread(target=self._run_merge, name="akhbar-merge", daemon=True)
+        self._merge.start()
 
     def _run_merge(self) -> None:
+        t0 = time.perf_counter()
+        outcome = "failed"
         try:
             report = merge_index(self.index)
+            outcome = "merged" if report is not None else "empty"
+            self._merge_failures = 0
+            if report is not None:
+                log.info("delta merged into version %s (%d chunks)", report.version, report.chunks)
         except IndexStateError as exc:  # another process builds or merges: it will do
+            outcome = "skipped"
             log.info("delta merge skipped: %s", exc)
-            return
         except Exception:
-            log.exception("delta merge failed; the version and its delta keep serving")
-            return
-        if report is not None:
-            log.info("delta merged into version %s (%d chunks)", report.version, report.chunks)
+            self._merge_failures += 1
+            pause = min(
+                self.settings.local.delta_merge_retry_s * 2 ** (self._merge_failures - 1),
+                self.settings.local.delta_max_age_s,
+            )
+            self._merge_retry_at = time.monotonic() + pause
+            log.exception(
+                "delta merge failed (%d in a row); the version and its delta keep serving, "
+                "next try in %.0f s",
+                self._merge_failures,
+                pause,
+            )
+        finally:
+            for listener in self._listeners:
+                listener.observe_merge(outcome, time.perf_counter() - t0)
 
     def ready(self) -> bool:
         try:

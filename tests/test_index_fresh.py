@@ -155,6 +155,69 @@ def test_filters_apply_to_the_delta(tmp_path: Path, home_settings, encoder, arti
     ]
 
 
+@pytest.mark.parametrize("tail_min", [1, 400, 8192])  # BM25 postings: sorted, mixed, scanned
+def test_a_delta_opened_write_by_write_searches_as_one_opened_at_once(
+    tail_min: int,
+    tmp_path: Path,
+    home_settings: Settings,
+    encoder,
+    articles: list[Article],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader extends the delta view it has open by each new segment; a reader opening
+    the last generation cold builds the view whole. Both search alike (keys, scores,
+    filters), later segments override earlier ones (a rewrite, a delete, a re-add), and
+    the live passages rank by cosine as a rebuild of the same articles ranks them."""
+    import akhbar.index.local.delta as delta_module
+
+    monkeypatch.setattr(delta_module, "_TAIL_MIN", tail_min)
+    root = tmp_path / "index"
+    index = local(home_settings, encoder, root)
+    index.build(articles[:30], corpus_checksum="a")
+    changed = dataclasses.replace(articles[33], text=ALGAE["text"])
+    writes = [
+        ("upsert", articles[30:35]),
+        ("upsert", articles[35:40]),
+        ("delete", [articles[32], articles[3]]),  # one delta article, one version article
+        ("upsert", [changed, as_article(ALGAE)]),
+        ("upsert", [articles[3]]),  # back again
+    ]
+    for op, batch in writes:
+        if op == "upsert":
+            index.upsert(batch)
+        else:
+            index.delete([a.id for a in batch])
+        step = index.open()  # extends the view opened at the previous write
+    cold = local(home_settings, encoder, root).open()
+    assert step.version == cold.version and step.count == cold.count
+    live = {a.id: a for a in articles[:40]} | {changed.id: changed, ALGAE["id"]: as_article(ALGAE)}
+    del live[articles[32].id]
+    questions = [*QUESTIONS, ALGAE_Q, articles[3].title, articles[33].title, articles[32].title]
+    for q in questions:
+        for filters in (Filters(), Filters(languages=("fr",)), Filters(outlets=("Fresh Wire",))):
+            got, want = ask(step, encoder, q, 10, filters), ask(cold, encoder, q, 10, filters)
+            assert [h.passage.chunk.id for h in got] == [h.passage.chunk.id for h in want], q
+            assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-6)
+        ids = article_ids(ask(step, encoder, q, 10))
+        assert articles[32].id not in ids
+    assert step.delta is not None
+    by_article: dict[str, list[str]] = {}
+    for p in step.delta.live_passages():
+        by_article.setdefault(p.chunk.article_id, []).append(p.chunk.text)
+    assert articles[32].id not in by_article  # deleted from the delta
+    assert by_article[changed.id] and all("340 hectares" in t for t in by_article[changed.id])
+    assert articles[3].id in by_article  # re-added after its delete; its version rows hidden
+    assert set(step.delta.hidden_rows) >= set(step.table.rows_of_articles([articles[3].id]))
+    rebuilt = local(home_settings, encoder, tmp_path / "rebuilt")
+    rebuilt.build(list(live.values()), corpus_checksum="live")
+    fresh = rebuilt.open()
+    assert fresh.count == step.count
+    for q in questions:
+        got = ask(step, encoder, q, 10, mode="dense")
+        want = ask(fresh, encoder, q, 10, mode="dense")
+        assert [h.passage.chunk.id for h in got] == [h.passage.chunk.id for h in want], q
+
+
 def test_the_store_numbers_every_article_write(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite3") as store:
         assert store.change_seq() == 0
@@ -168,6 +231,30 @@ def test_the_store_numbers_every_article_write(tmp_path: Path) -> None:
         assert ids == [article.id] and seq == store.change_seq() == 3
         assert store.changes_after(seq) == ([], seq)
         assert store.changes_after(0, limit=1) == ([article.id], 1)
+
+
+def test_the_store_prunes_read_changes_and_tells_a_reader_left_behind(tmp_path: Path) -> None:
+    from akhbar.corpus.store import ChangesPrunedError
+
+    with Store(tmp_path / "s.sqlite3") as store:
+        ids = []
+        for i in range(3):
+            a = dataclasses.replace(as_article(ALGAE), id=f"a{i}")
+            with store.transaction() as conn:
+                store.put_article(conn, a, content_hash=a.id, signature=None)
+            ids.append(a.id)
+        assert store.prune_changes(2) == 2
+        assert store.changes_after(2) == (["a2"], 3)
+        for behind in (0, 1):  # rows after these were deleted: never a silent partial answer
+            with pytest.raises(ChangesPrunedError):
+                store.changes_after(behind)
+        assert store.prune_changes(100) == 1  # at most up to the last write
+        assert store.change_seq() == 3 and store.changes_after(3) == ([], 3)
+        assert store.prune_changes(1) == 0  # going back keeps the higher floor
+        with pytest.raises(ChangesPrunedError):
+            store.changes_after(2)
+        assert store.delete_article("a0")
+        assert store.change_seq() == 4 and store.changes_after(3) == (["a0"], 4)
 
 
 def write_jsonl(path: Path, *records: dict) -> Path:
@@ -459,3 +546,145 @@ def test_a_polled_feed_item_is_answered_without_a_rebuild(
         assert "340 hectares" in engine.ask(ALGAE_Q, 3).hits[0].passage.chunk.text
     finally:
         engine.close()
+
+
+def metric(metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_a_serving_engine_merges_a_due_delta_and_survives_a_failed_merge(
+    tmp_path: Path,
+    fresh_home: Path,
+    settings_for,
+    encoder,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The policy (one passage here) makes the follower merge in the background. The first
+    merge fails (injected): serving goes on from the version and its delta, the failure
+    is logged and counted, the follower keeps following, and the merge is tried again; the
+    second one runs while a question is answered, and the merged version answers alike."""
+    import akhbar.index.local as local_module
+    from akhbar.service.metrics import Metrics
+
+    settings = settings_for(
+        fresh_home,
+        local={"delta_poll_s": 0.1, "delta_max_chunks": 1, "delta_merge_retry_s": 0.5},
+    )
+    built = local_index(settings, encoder).current_version()
+    real_merge = local_module.merge_into_staging
+    during: list = []
+    failed = []
+
+    def merge(*args, **kwargs):
+        if not failed:
+            failed.append(True)
+            raise OSError("no space left on device (injected)")
+        during.append(engine.ask(ALGAE_Q, 3))  # a question while the merge runs
+        return real_merge(*args, **kwargs)
+
+    monkeypatch.setattr(local_module, "merge_into_staging", merge)
+    metrics = Metrics()
+    engine = QAEngine(settings, encoder)
+    engine.add_index_listener(metrics)
+    try:
+        run_ingest(settings, [str(write_jsonl(tmp_path / "a.jsonl", ALGAE))])  # stored only
+        wait_until(lambda: metric(metrics, "akhbar_index_merges_total", outcome="merged") == 1)
+        assert failed and len(during) == 1
+        assert metric(metrics, "akhbar_index_merges_total", outcome="failed") == 1
+        assert any("delta merge failed" in r.getMessage() for r in caplog.records)
+        # Answered from the delta while merging, from the merged version after.
+        assert during[0].index_version.startswith(f"{built}+")
+        after = engine.ask(ALGAE_Q, 3)
+        assert after.index_version != built and "+" not in after.index_version
+        assert article_ids(after.hits) == article_ids(during[0].hits)
+        assert after.hits[0].passage.chunk.article_id == ALGAE["id"]
+        assert after.hits[0].passage.chunk.text == during[0].hits[0].passage.chunk.text
+        # The follower still follows: a later article is answered, then merged too.
+        late = {**ALGAE, "id": "fresh-late", "title": "Agadir : un téléphérique de 2 km",
+                "text": "Le téléphérique d'Agadir reliera la kasbah au port sur 2 km dès 2027.",
+                "url": "https://example.org/late"}  # fmt: skip
+        run_ingest(settings, [str(write_jsonl(tmp_path / "b.jsonl", late))])
+        wait_until(lambda: metric(metrics, "akhbar_index_merges_total", outcome="merged") == 2)
+        answer = engine.ask("téléphérique d'Agadir", 1)
+        assert article_ids(answer.hits) == ["fresh-late"] and "+" not in answer.index_version
+        assert metric(metrics, "akhbar_index_catch_ups_total", outcome="indexed") >= 2
+        assert metric(metrics, "akhbar_index_merge_seconds_count") == 2
+    finally:
+        engine.close()
+
+
+def test_metrics_report_the_delta_and_its_catch_ups(
+    tmp_path: Path, fresh_home: Path, settings_for, encoder
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from akhbar.service.app import create_app
+
+    settings = settings_for(fresh_home, local={"delta_poll_s": 3600})
+    engine = QAEngine(settings, encoder)
+
+    def scrape(client) -> dict[str, float]:
+        text = client.get("/metrics").text
+        return {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in text.splitlines()
+            if line.startswith("akhbar_index_")
+        }
+
+    try:
+        with TestClient(create_app(settings, engine)) as client:
+            m = scrape(client)
+            assert m["akhbar_index_delta_chunks"] == 0 and m["akhbar_index_delta_segments"] == 0
+            assert m["akhbar_index_delta_behind_changes"] == 0
+            assert m["akhbar_index_delta_age_seconds"] == 0
+            run_ingest(settings, [str(write_jsonl(tmp_path / "a.jsonl", ALGAE))])  # stored only
+            m = scrape(client)
+            assert m["akhbar_index_delta_behind_changes"] == 1
+            assert m["akhbar_index_delta_chunks"] == 0
+            assert engine.refresh() == 1
+            m = scrape(client)
+            assert m["akhbar_index_delta_behind_changes"] == 0
+            assert m["akhbar_index_delta_chunks"] == 1 and m["akhbar_index_delta_segments"] == 1
+            assert 0 <= m["akhbar_index_delta_age_seconds"] < 3600
+            assert m['akhbar_index_catch_ups_total{outcome="indexed"}'] == 1
+            assert m["akhbar_index_catch_up_seconds_count"] == 1
+            assert engine.refresh() == 0  # nothing new: not counted as a catch-up
+            assert scrape(client)['akhbar_index_catch_ups_total{outcome="indexed"}'] == 1
+    finally:
+        engine.close()
+
+
+def test_a_merge_prunes_the_change_log_and_a_lagging_index_rebuilds_rather_than_miss_writes(
+    tmp_path: Path, fresh_home: Path, settings_for, encoder
+) -> None:
+    """After a merge the store forgets the changes the new version holds. Another index
+    on the same store, left at an older watermark, would find no row telling it of a
+    delete and an ingest made meanwhile: it sees the gap and rebuilds from the store."""
+    from akhbar.corpus.store import ChangesPrunedError
+
+    settings = settings_for(fresh_home)
+    index = local_index(settings, encoder)
+    lagging_root = tmp_path / "lagging"
+    shutil.copytree(settings.index_dir, lagging_root, symlinks=True)
+    with Store(settings.store_path) as store:
+        gone = next(a for a in store.iter_articles() if a.kind == "article")
+        assert store.delete_article(gone.id)
+        run_ingest(settings, [str(write_jsonl(tmp_path / "a.jsonl", ALGAE))], store=store)
+        last = store.change_seq()
+        assert index.catch_up(store) == 2
+        report = index.merge()
+        assert report is not None
+        index.catch_up(store)  # the first catch-up on the new version prunes
+        assert store.changes_after(last) == ([], last)
+        with pytest.raises(ChangesPrunedError):
+            store.changes_after(last - 1)
+        lagging = local(settings, encoder, lagging_root)
+        before = lagging.current_version()
+        lagging.catch_up(store)
+    assert lagging.current_version() != before  # rebuilt, not caught up from nothing
+    reader, served = lagging.open(), index.open()
+    assert reader.count == served.count
+    assert article_ids(ask(reader, encoder, ALGAE_Q, 1)) == [ALGAE["id"]]
+    assert gone.id not in article_ids(ask(reader, encoder, gone.title, 10))
+    assert gone.id not in article_ids(ask(served, encoder, gone.title, 10))

@@ -4,6 +4,7 @@ its module, so this package imports without psycopg). ``Store`` is the SQLite en
 
 from akhbar.corpus.store.base import (
     ArticleStore,
+    ChangesPrunedError,
     FeedRecord,
     JobRecord,
     LogEntry,
@@ -15,6 +16,7 @@ Store = SqliteStore
 
 __all__ = [
     "ArticleStore",
+    "ChangesPrunedError",
     "FeedRecord",
     "JobRecord",
     "LogEntry",

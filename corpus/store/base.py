@@ -125,6 +125,19 @@ def corpus_checksum(rows: Iterable[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
+class ChangesPrunedError(LookupError):
+    """The change rows after ``seq`` were partly pruned: a reader at ``seq`` cannot learn
+    what changed from the log and must read the whole corpus again (an index: rebuild)."""
+
+    def __init__(self, seq: int, pruned_upto: int) -> None:
+        super().__init__(
+            f"the store's change log was pruned up to {pruned_upto}; a reader at {seq} "
+            "missed writes and must read every article again"
+        )
+        self.seq = seq
+        self.pruned_upto = pruned_upto
+
+
 @runtime_checkable
 class ArticleStore(Protocol):
     """Articles, the ingest log, the change log an index follows, jobs and feeds.

@@ -23,6 +23,7 @@ from akhbar.corpus.store.base import (
     FEED_STATE_NAMES,
     JOB_COLUMNS,
     PAGE,
+    ChangesPrunedError,
     FeedRecord,
     JobRecord,
     LogEntry,
@@ -70,6 +71,11 @@ CREATE TABLE IF NOT EXISTS ingest_log (
 CREATE TABLE IF NOT EXISTS changes (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     article_id    TEXT NOT NULL
+);
+-- The highest sequence pruned from it (one row): a reader behind it missed writes.
+CREATE TABLE IF NOT EXISTS changes_pruned (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    upto          INTEGER NOT NULL
 );
 CREATE TRIGGER IF NOT EXISTS articles_inserted AFTER INSERT ON articles
     BEGIN INSERT INTO changes (article_id) VALUES (new.id); END;
@@ -254,20 +260,45 @@ class SqliteStore:
         """The sequence number of the last committed article write (0: none yet). SQLite
         serialises writers, so numbers are handed out in commit order."""
         with self._lock:
-            row = self._conn.execute("SELECT MAX(seq) FROM changes").fetchone()
-        return int(row[0] or 0)
+            row = self._conn.execute(
+                "SELECT MAX(COALESCE((SELECT MAX(seq) FROM changes), 0),"
+                " COALESCE((SELECT upto FROM changes_pruned), 0))"
+            ).fetchone()
+        return int(row[0])
 
     def changes_after(self, seq: int, limit: int = 10_000) -> tuple[list[str], int]:
         """Ids of the articles written after ``seq`` (each once, oldest first, at most
-        ``limit`` writes read) and the sequence number the reading stopped at."""
+        ``limit`` writes read) and the sequence number the reading stopped at.
+        ChangesPrunedError if rows after ``seq`` were pruned (see ``prune_changes``)."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT seq, article_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
                 (seq, limit),
             ).fetchall()
+            # Read after the rows: a prune that ran before them is seen here.
+            pruned = self._conn.execute("SELECT upto FROM changes_pruned").fetchone()
+        if pruned is not None and seq < pruned[0]:
+            raise ChangesPrunedError(seq, int(pruned[0]))
         if not rows:
             return [], seq
         return list(dict.fromkeys(r[1] for r in rows)), int(rows[-1][0])
+
+    def prune_changes(self, upto: int) -> int:
+        """Delete the change rows up to ``upto`` (at most the last one), which every
+        follower has read; returns how many went. A reader still behind is told by
+        ``changes_after`` instead of missing them."""
+        with self.transaction() as conn:
+            last = conn.execute("SELECT MAX(seq) FROM changes").fetchone()[0]
+            upto = min(upto, int(last or 0))
+            if upto <= 0:
+                return 0
+            gone = conn.execute("DELETE FROM changes WHERE seq <= ?", (upto,)).rowcount
+            conn.execute(
+                "INSERT INTO changes_pruned (id, upto) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET upto = MAX(upto, excluded.upto)",
+                (upto,),
+            )
+        return gone
 
     def ingest_log(self, limit: int | None = None) -> list[LogEntry]:
         with self._lock:

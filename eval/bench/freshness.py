@@ -12,10 +12,17 @@ Per scale tier (``synthetic.py``; its own copy under the work dir, since this be
 
 The delta's passages come from the tier's synthetic vectors (no encoding, as the tier
 itself): only the fresh articles of the first part go through the real encoder.
+
+Run one tier: ``python -m akhbar.eval.bench.freshness --tiers 10000 --work-dir DIR``
+(or ``akhbar bench freshness --tiers 10000``); ``--help`` lists the options. A second run
+finds the fresh articles in the embedding cache, so run each variant on the same cache
+state when comparing (e.g. once to warm, then the runs compared).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -59,14 +66,15 @@ def _percentiles(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _fresh(base_articles: list[Article], i: int) -> Article:
+def _fresh(base_articles: list[Article], i: int, run: str) -> Article:
     """A new article: a real passage (so its vector is a real one) under a new id, with a
-    sentence of its own so it is no copy of the tier's passages."""
+    sentence of its own so it is no copy of the tier's passages. ``run`` (this run's own
+    mark) keeps it out of the embedding cache an earlier run filled, so it is encoded."""
     src = base_articles[(i * 7) % len(base_articles)]
     return Article(
         id=f"{FRESH_PREFIX}{i:05d}",
         title=f"Dépêche {i} : {src.title}",
-        text=f"Dépêche numéro {i} de la rédaction, reçue à l'instant. {src.text}",
+        text=f"Dépêche numéro {i} ({run}) de la rédaction, reçue à l'instant. {src.text}",
         language=src.language,
         outlet="Bench Wire",
     )
@@ -147,7 +155,10 @@ def bench_freshness(
         f"the serving engine notices (poll {settings.local.delta_poll_s} s), encodes and "
         "publishes; 'writer': the writer indexes at once (the API, `akhbar ingest`). The "
         f"{delta_chunks}-passage delta is synthetic vectors read from the store by a "
-        "catch-up (no encoding). Query latency: QAEngine.ask, question vectors cached. "
+        "catch-up (no encoding). 'follower_with_delta': the follower again beside that "
+        "delta (merge policy lifted). Fresh articles carry a mark of the run, so they are "
+        "encoded (never found in the cache an earlier run filled); the passage model is "
+        "loaded before timing. Query latency: QAEngine.ask, question vectors cached. "
         "load_avg_1m before/after: the machine is shared with other work.",
     }
     write_result("freshness", result, out_dir)
@@ -164,17 +175,20 @@ def _bench_tier(
     delta_chunks: int,
 ) -> dict:
     follower, writer = [], []
+    run = f"{time.time():.0f}"
     engine = QAEngine(s, encoder)
     try:
         engine.ready()
+        # The passage model is loaded on a process's first write, once: not a freshness.
+        engine.encoder.encode_passages(["Dépêche de mise en route."])
         no_delta = _latency(engine, questions)
         with Store(s.store_path) as other:  # another writer's connection
             for i in range(samples):
-                article = _fresh(base.articles, 2 * i)
+                article = _fresh(base.articles, 2 * i, run)
                 _commit(other, article)
                 t0 = time.perf_counter()
                 follower.append(_until_answered(engine, article, article.text[:200], t0))
-                article = _fresh(base.articles, 2 * i + 1)
+                article = _fresh(base.articles, 2 * i + 1, run)
                 t0 = time.perf_counter()
                 _commit(engine.store, article)
                 engine.refresh()
@@ -200,6 +214,21 @@ def _bench_tier(
         delta_state = local_index(s, encoder).delta_state()
     finally:
         engine.close()
+    # The follower again, now beside that delta: each new generation must not cost the
+    # whole delta. (No merge meanwhile: the policy is lifted for this part.)
+    no_merge = {"delta_max_chunks": 10**9, "delta_max_age_s": 1e9}
+    engine = QAEngine(s.model_copy(update={"local": s.local.model_copy(update=no_merge)}), encoder)
+    follower_with_delta = []
+    try:
+        engine.ready()
+        with Store(s.store_path) as other:
+            for i in range(samples):
+                article = _fresh(base.articles, 2 * samples + i, run)
+                _commit(other, article)
+                t0 = time.perf_counter()
+                follower_with_delta.append(_until_answered(engine, article, article.text[:200], t0))
+    finally:
+        engine.close()
     t0 = time.perf_counter()
     report = local_index(s, encoder).merge()
     merge_s = time.perf_counter() - t0
@@ -207,6 +236,7 @@ def _bench_tier(
         "chunks": n,
         "commit_to_answerable_follower_s": _percentiles(follower),
         "commit_to_answerable_writer_s": _percentiles(writer),
+        "commit_to_answerable_follower_with_delta_s": _percentiles(follower_with_delta),
         "query_ms_no_delta": no_delta,
         "query_ms_with_delta": with_delta,
         "delta_passages": delta_state.chunks if delta_state else 0,
@@ -215,3 +245,46 @@ def _bench_tier(
         "merge_s": round(merge_s, 2),
         "merged_chunks": report.chunks if report else None,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m akhbar.eval.bench.freshness",
+        description="Freshness of the local backend on synthetic tiers: ingest commit -> "
+        "answerable (the serving engine following the store, and the writer indexing at "
+        "once), ask latency without a delta and with one of --delta-chunks passages, and "
+        "the merge. Settings come from AKHBAR_* (AKHBAR_HOME: the model and embedding "
+        "cache). Note the machine's load: the result records the 1-minute load average "
+        "before and after each tier.",
+    )
+    parser.add_argument(
+        "--tiers", default="10000", help="comma-separated tier sizes in chunks (default 10000)"
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, default=None, help="keep built tiers here, reused next time"
+    )
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="results folder")
+    parser.add_argument("--samples", type=int, default=20, help="articles timed per path")
+    parser.add_argument("--delta-chunks", type=int, default=10_000, help="the delta's size")
+    parser.add_argument("--queries", type=int, default=60, help="questions timed per round")
+    args = parser.parse_args(argv)
+    from akhbar.index.model_build import ensure_builtin_model
+    from akhbar.service.qa import load_encoder
+
+    settings = Settings()
+    ensure_builtin_model(settings.models_dir)
+    result = bench_freshness(
+        settings,
+        load_encoder(settings),
+        tiers=[int(x) for x in args.tiers.split(",") if x],
+        work_dir=args.work_dir,
+        samples=args.samples,
+        delta_chunks=args.delta_chunks,
+        queries=args.queries,
+        out_dir=args.out_dir,
+    )
+    print(json.dumps(result["rows"], indent=1))
+
+
+if __name__ == "__main__":
+    main()

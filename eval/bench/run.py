@@ -215,6 +215,9 @@ def _print_freshness(console: Console, res: dict) -> None:
             "writer p50/p95 s": "{p50:.2f} / {p95:.2f}".format(
                 **r["commit_to_answerable_writer_s"]
             ),
+            "follower beside the delta p50/p95 s": "{p50:.2f} / {p95:.2f}".format(
+                **r.get("commit_to_answerable_follower_with_delta_s", {"p50": 0, "p95": 0})
+            ),
             "ask p50 ms, no delta": r["query_ms_no_delta"]["p50"],
             "with delta": r["query_ms_with_delta"]["p50"],
             "ratio": r["query_p50_ratio"],

@@ -14,6 +14,7 @@ so every process on the home sees another's writes on its next question.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from akhbar.corpus.models import Article
-from akhbar.corpus.store import Store
+from akhbar.corpus.store import ChangesPrunedError, Store
 from akhbar.index.base import BuildReport, IndexIntegrityError, NoIndexError, Progress
 from akhbar.index.cache import EmbeddingCache
 from akhbar.index.encoder import Encoder
@@ -35,6 +36,7 @@ from akhbar.index.local.delta import (
     DIRNAME,
     DeltaFiles,
     DeltaState,
+    DeltaStatus,
     DeltaView,
     Segment,
     SegmentInfo,
@@ -45,6 +47,8 @@ from akhbar.index.local.merge import merge_into_staging
 from akhbar.index.local.searcher import LocalReader
 from akhbar.index.local.versions import VersionStore, read_manifest
 from akhbar.index.prepare import ChunkingParams, prepare_cached
+
+log = logging.getLogger(__name__)
 
 # Articles read from the store per delta segment: bounds one catch-up's memory and the
 # time the next question waits for a large backlog to start showing up.
@@ -85,11 +89,12 @@ class LocalIndex:
         self.keep_versions = keep_versions
         self.policy = policy or DeltaPolicy()
         self._versions = VersionStore(root)
-        # What this process has opened: the latest version's reader and the delta
-        # segments read for it (immutable files, read once).
+        # What this process has opened: the latest version's reader and the newest view
+        # of its delta (the next generation extends it: segments are immutable files).
         self._lock = threading.Lock()
         self._base: LocalReader | None = None
-        self._segments: dict[int, tuple[Segment, np.ndarray]] = {}
+        self._view: DeltaView | None = None
+        self._pruned_for: str | None = None  # the version whose read changes were pruned
 
     # -- whole versions ------------------------------------------------------------------
 
@@ -247,6 +252,17 @@ class LocalIndex:
         base = self._versions.current_name()
         return None if base is None else self._state(base)
 
+    def delta_status(self, store: Store) -> DeltaStatus | None:
+        """The current delta's size, age and how far the store is ahead of it."""
+        state = self.delta_state()
+        if state is None:
+            return None
+        behind = None
+        if state.watermark is not None:
+            behind = max(store.change_seq() - state.watermark, 0)
+        age = 0.0 if state.oldest is None else max(time.time() - state.oldest, 0.0)
+        return DeltaStatus(state.chunks, len(state.segments), age, behind)
+
     def _write(
         self,
         articles: list[Article],
@@ -318,8 +334,20 @@ class LocalIndex:
             # the store until `akhbar index` rebuilds it (or ``start_delta`` says where).
             if state is None or state.watermark is None:
                 return done
+            self._prune_read_changes(store, state.base)
             start = state.watermark
-            ids, end = store.changes_after(start, CATCH_UP_BATCH)
+            try:
+                ids, end = store.changes_after(start, CATCH_UP_BATCH)
+            except ChangesPrunedError as exc:
+                now = self.delta_state()
+                if now is not None and (now.base, now.watermark) != (state.base, start):
+                    continue  # another writer moved the delta on meanwhile: read again
+                # Behind what the store still logs (a version rolled back, another index
+                # on this store pruned it): only the whole corpus says what changed.
+                log.warning("%s; rebuilding the index from the store", exc)
+                seq = store.change_seq()
+                self.build(store.iter_articles(), corpus_checksum=store.checksum(), store_seq=seq)
+                continue
             if not ids:
                 return done
             live, gone = [], []
@@ -331,6 +359,19 @@ class LocalIndex:
                     live.append(a)
             if self._write(live, gone, from_watermark=start, to_watermark=end) is not None:
                 done += len(ids)
+
+    def _prune_read_changes(self, store: Store, base: str) -> None:
+        """Once per version and process: drop the store's change rows the version holds.
+        Every process on this home follows this one delta, whose watermark never falls
+        below the version's; an index elsewhere that needed them sees the gap and
+        rebuilds (``catch_up``)."""
+        if self._pruned_for == base:
+            return
+        upto = self._base_watermark(base)
+        prune = getattr(store, "prune_changes", None)  # a store that keeps its log whole
+        if upto and prune is not None:
+            prune(upto)
+        self._pruned_for = base
 
     # -- reading -------------------------------------------------------------------------
 
@@ -354,7 +395,7 @@ class LocalIndex:
                 reader = LocalReader(
                     path, model=self.encoder.name, dimension=self.encoder.dimension
                 )
-                self._base, self._segments = reader, {}
+                self._base, self._view = reader, None
             if not gen_text:
                 return reader.with_delta(None)
             gen = int(gen_text)
@@ -362,21 +403,25 @@ class LocalIndex:
             if gen > state.generation:
                 raise IndexIntegrityError(f"index {base} has no delta generation {gen}")
             infos = [s for s in state.segments if s.gen <= gen]
+            at = DeltaState(base, state.watermark, tuple(infos))
+            view = self._view
+            if view is not None and view.state.base == base and view.state.generation == gen:
+                return reader.with_delta(view)
             files = DeltaFiles(self.root, base)
-            for info in infos:
-                if info.gen not in self._segments:
-                    seg = Segment.load(files.segment_path(info.gen))
-                    self._segments[info.gen] = (seg, reader.table.rows_of_articles(seg.touched))
-            loaded = [self._segments[i.gen] for i in infos]
-            hidden = (
-                np.unique(np.concatenate([rows for _, rows in loaded]))
-                if loaded
-                else np.zeros(0, np.int64)
-            )
-            view = DeltaView(
-                DeltaState(base, state.watermark, tuple(infos)),
-                [seg for seg, _ in loaded],
-                reader.table.languages,
-                hidden,
-            )
+
+            def load(info: SegmentInfo) -> tuple[Segment, np.ndarray]:
+                seg = Segment.load(files.segment_path(info.gen))
+                return seg, reader.table.rows_of_articles(seg.touched)
+
+            if view is not None and view.state.base == base and view.state.generation < gen:
+                # The next generations extend the view already open: a write costs what it
+                # added, not the whole delta again.
+                newer = [load(i) for i in infos if i.gen > view.state.generation]
+                view = view.extended(at, newer)
+            else:
+                view = DeltaView.build(
+                    at, [load(i) for i in infos], reader.table.languages, self.encoder.dimension
+                )
+            if self._view is None or view.state.generation >= self._view.state.generation:
+                self._view = view
             return reader.with_delta(view)

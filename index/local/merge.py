@@ -38,8 +38,8 @@ def _live_passages(reader: LocalReader) -> tuple[list[Passage], np.ndarray]:
         passages.extend(table.get_rows(page))
         vectors.append(reader.dense.stored_vectors(page, table.int_ids[page]))
     if reader.delta is not None:
-        passages.extend(reader.delta.passages)
-        vectors.append(reader.delta.vectors)
+        passages.extend(reader.delta.live_passages())
+        vectors.append(reader.delta.live_vectors())
     dim = reader.dense.dimension
     return passages, (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32))
 

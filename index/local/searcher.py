@@ -205,7 +205,7 @@ class LocalReader:
             )
         }
         return [
-            mine[int(k)] if int(k) < n_main else self.delta.passages[int(k) - n_main] for k in keys
+            mine[int(k)] if int(k) < n_main else self.delta.passage(int(k) - n_main) for k in keys
         ]
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ def metrics(request: Request, engine: EngineDep) -> Response:
         m.set_index(s.version, s.count)
     else:
         m.set_index(None, 0)
+    m.set_delta(engine.delta_status())
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)
 
 
