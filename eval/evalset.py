@@ -15,6 +15,7 @@ from akhbar.eval import abstention as ab
 from akhbar.eval import metrics as m
 from akhbar.eval.dataset import EvalItem, qrels_from_items
 from akhbar.eval.retrieval import MODES, ModeRun, Progress, Query, encode_one_by_one, retrieve
+from akhbar.index.answerability import shipped_model
 from akhbar.index.base import IndexReader
 from akhbar.index.encoder import Encoder
 from akhbar.index.second_view import SecondView
@@ -97,14 +98,16 @@ FOLD_SEEDS = range(10)
 def held_out_abstention(
     top_score: Mapping[str, float], unanswerable: Mapping[str, bool]
 ) -> dict[str, Any] | None:
-    """The service's rule (best margin under a threshold) with the threshold fitted by
-    cross-validation: each question judged by a threshold chosen on the other folds.
+    """The service's rule (best answer probability under a threshold) with the threshold
+    refitted by cross-validation: each question judged by a threshold chosen on the other
+    folds. The model's coefficients are the shipped ones, fitted on this set: the figure
+    with the coefficients refitted per fold too is eval/answer_study.py's.
     None when the set has too few questions of a class for the folds."""
     qids = list(unanswerable)
     y = np.array([unanswerable[q] for q in qids], bool)
     if min(int(y.sum()), int((~y).sum())) < FOLDS:
         return None
-    # Nothing returned reads as the lowest margin of all: abstain.
+    # Nothing returned reads as the lowest score of all: abstain.
     x = np.array([top_score.get(q, -math.inf) for q in qids], np.float64)
     x[~np.isfinite(x)] = -1.0
     held = ab.cross_validate(x, y, ab.one_feature(), k=FOLDS, seed=0)
@@ -193,7 +196,8 @@ def evaluate_eval_set(
         {i.id: i.language for i in items}, article_language.get, qrels_from_items(items)
     )
     encode_by_q = {q.id: float(s) for q, s in zip(queries, encode_s, strict=True)}
-    threshold = searcher.answer_params.abstain_threshold
+    # The verdict's threshold: the shipped answer model's, on its probability.
+    threshold = shipped_model().threshold
     detected_ok = sum(q.language == i.language for q, i in zip(queries, items, strict=True))
     return {
         "name": "eval-set",

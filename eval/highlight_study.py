@@ -23,7 +23,8 @@ from akhbar.eval.dataset import DEFAULT_EVAL_SET, load_eval_set
 from akhbar.eval.distractors import iter_distractors
 from akhbar.eval.indexing import build_sample_index
 from akhbar.eval.metrics import normalise_answer
-from akhbar.index.answers import highlight, query_terms, top_hits
+from akhbar.index.answerability import question_cues
+from akhbar.index.answers import highlight, top_hits
 from akhbar.index.base import Passage
 from akhbar.index.encoder import SentenceTransformerEncoder
 from akhbar.index.prepare import ChunkingParams, embed_text
@@ -74,14 +75,13 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             counts["top_holds_answer"] += 1
             p = hits[0].passage
-            terms = query_terms(item.question, lang)
-            params = reader.answer_params
+            cues = question_cues(item.question, lang)
             for name, vecs in (
                 ("alone", p.sentence_vectors),
                 ("pooled", pooled_vectors(encoder, p)),
             ):
                 with_vecs = Passage(p.chunk, p.title, p.outlet, p.url, p.published, p.kind, vecs)
-                a, b = highlight(with_vecs, terms, q, params)
+                a, b = highlight(with_vecs, cues, q)
                 counts[name] += needle in normalise_answer(p.chunk.text[a:b])
         reader.close()
     n = counts["top_holds_answer"]

@@ -32,7 +32,9 @@ class ModeRun:
     docs: dict[str, list[str]] = field(default_factory=dict)  # ranked, first occurrence
     passages: dict[str, list[str]] = field(default_factory=dict)  # passage texts, ranked
     highlights: dict[str, list[str]] = field(default_factory=dict)  # their marked sentences
-    top_score: dict[str, float] = field(default_factory=dict)  # -inf when nothing came back
+    # The best answer probability among the hits (what the service's verdict reads); -inf
+    # when nothing came back.
+    top_score: dict[str, float] = field(default_factory=dict)
     search_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -125,8 +127,9 @@ def retrieve(
             run.docs[query.id] = ranked_docs(hits)
             run.passages[query.id] = [h.passage.chunk.text for h in hits]
             run.highlights[query.id] = [h.passage.chunk.text[slice(*h.highlight)] for h in hits]
-            # The service's abstention rule reads the best margin returned (index/answers.py).
-            run.top_score[query.id] = max(h.margin for h in hits) if hits else -math.inf
+            # The service's verdict: some hit's answer probability reaches the answer model's
+            # threshold (index/answers.py).
+            run.top_score[query.id] = max(h.confidence for h in hits) if hits else -math.inf
             done += 1
         if progress:
             progress(stage, done, total)

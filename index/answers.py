@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from akhbar.corpus.text import fold
-from akhbar.index.analysis import LANGUAGES, analyze_cached
+from akhbar.index.answerability import (
+    AnswerModel,
+    Cues,
+    answer_features,
+    question_cues,
+    sentence_features,
+    shipped_model,
+)
 from akhbar.index.base import AnswerParams, Candidates, IndexReader, Passage
 from akhbar.index.rerank import rerank_order
 from akhbar.index.second_view import SecondQuery
@@ -30,10 +37,12 @@ class Hit:
     dense: float
     lexical: float
     highlight: tuple[int, int]
-    # How far the cosine stands above the question's reference cosine: what abstention
-    # reads.
+    # How far the cosine stands above the question's reference cosine (one of the
+    # features abstention reads).
     margin: float
-    answers: bool  # the margin reaches the abstention threshold
+    answers: bool  # ``confidence`` reaches the answer model's threshold
+    # P(this passage answers the question), from the answer model (index/answerability.py).
+    confidence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ def top_hits(
     reference: float | None = None,
     rerank: bool = True,
     second: SecondQuery | None = None,
+    model: AnswerModel | None = None,
 ) -> list[Hit]:
     """The first ``k`` candidates that are neither excluded nor a duplicate of a better one,
     each with its highlight and margin. Passages are read a window at a time (one query
@@ -69,12 +79,16 @@ def top_hits(
 
     ``rerank``: reorder the first candidates by their best sentence, and by the second
     view where ``second`` carries the question's vector in it (``index/rerank.py``);
-    eval turns it off to score one side alone."""
+    eval turns it off to score one side alone.
+
+    ``model``: the highlight and abstention coefficients (default: the shipped ones; the
+    study passes the ones fitted on its training folds)."""
     params = reader.answer_params
+    model = model or shipped_model()
+    cues = question_cues(question, question_language)
     ref = candidates.reference if reference is None else reference
     hits: list[Hit] = []
     seen: set[str] = set()
-    q_terms = query_terms(question, question_language)
     window = max(2 * k, 16)
     n = len(candidates)
     order = np.arange(n)
@@ -108,16 +122,16 @@ def top_hits(
             if key in seen:
                 continue
             seen.add(key)
-            margin = float(candidates.dense[pos]) - ref
             hits.append(
-                Hit(
-                    passage=passage,
+                scored_hit(
+                    passage,
+                    cues,
+                    query_vector,
+                    model,
                     score=float(scores[rank_at]),
                     dense=float(candidates.dense[pos]),
                     lexical=float(candidates.lexical[pos]),
-                    highlight=highlight(passage, q_terms, query_vector, params),
-                    margin=margin,
-                    answers=margin >= params.abstain_threshold,
+                    margin=float(candidates.dense[pos]) - ref,
                 )
             )
             if len(hits) >= k:
@@ -125,54 +139,89 @@ def top_hits(
     return hits
 
 
-def answerable(hits: list[Hit], params: AnswerParams) -> bool:
-    """From the cosine, not the fused score: the BM25 bonus says "shares words", which
-    unanswerable near-miss questions do as well. The best margin among the passages
-    returned: whether anything stands out does not depend on how they were ordered."""
-    return bool(hits) and max(h.margin for h in hits) >= params.abstain_threshold
+def scored_hit(
+    passage: Passage,
+    cues: Cues,
+    query_vector: np.ndarray,
+    model: AnswerModel,
+    *,
+    score: float,
+    dense: float,
+    lexical: float,
+    margin: float,
+) -> Hit:
+    """One hit with its highlight and its answer probability."""
+    cosines = sentence_cosines(passage, query_vector)
+    span = highlight(passage, cues, query_vector, model, cosines)
+    x = answer_features(
+        cues=cues,
+        title=passage.title,
+        text=passage.chunk.text,
+        language=passage.chunk.language,
+        highlight=span,
+        dense=dense,
+        margin=margin,
+        score=score,
+        lexical=lexical,
+        best_sentence=float(cosines.max()) if cosines is not None and len(cosines) else dense,
+    )
+    confidence = float(model.probability(x[None, :])[0])
+    return Hit(
+        passage=passage,
+        score=score,
+        dense=dense,
+        lexical=lexical,
+        highlight=span,
+        margin=margin,
+        answers=confidence >= model.threshold,
+        confidence=confidence,
+    )
 
 
-def verdict(unfiltered: list[Hit], shown: list[Hit], params: AnswerParams) -> bool:
+def answerable(hits: list[Hit]) -> bool:
+    """Whether any passage returned is flagged as answering (the answer model's
+    probability over its threshold): whether one answers does not depend on how they were
+    ordered."""
+    return any(h.answers for h in hits)
+
+
+def verdict(unfiltered: list[Hit], shown: list[Hit], params: AnswerParams | None = None) -> bool:
     """Whether the corpus answers the question: read on the *unfiltered* ranking's hits,
     since filters choose what is shown, not whether the corpus knows (a ``--since`` that
     hides the answering article must not turn the verdict into "nothing answers").
 
-    Never "no" above a shown passage flagged as answering: with margins measured from the
-    unfiltered reference (``top_hits(..., reference=...)``) a shown passage that answers
-    is also among the unfiltered candidates, but the shown hits are counted as well, so
-    the page and the CLI cannot contradict themselves whatever the backend returned."""
-    return answerable(unfiltered, params) or any(h.answers for h in shown)
+    Never "no" above a shown passage flagged as answering: the shown hits are counted as
+    well, so the page and the CLI cannot contradict themselves whatever the backend
+    returned. (``params`` is accepted for callers that pass the reader's; the threshold
+    is the answer model's.)"""
+    return answerable(unfiltered) or answerable(shown)
 
 
-def query_terms(question: str, language: str) -> set[str]:
-    terms = set(analyze_cached(question, language))
-    for lang in LANGUAGES:
-        terms |= set(analyze_cached(question, lang))
-    return terms
+def sentence_cosines(passage: Passage, query_vector: np.ndarray) -> np.ndarray | None:
+    vecs = passage.sentence_vectors
+    sentences = passage.chunk.sentences or ((0, len(passage.chunk.text)),)
+    if vecs is None or len(vecs) != len(sentences):
+        return None
+    return vecs.astype(np.float32) @ query_vector
 
 
 def highlight(
-    passage: Passage, q_terms: set[str], query_vector: np.ndarray, params: AnswerParams
+    passage: Passage,
+    cues: Cues,
+    query_vector: np.ndarray,
+    model: AnswerModel | None = None,
+    cosines: np.ndarray | None = None,
 ) -> tuple[int, int]:
-    """The sentence closest to the question: cosine with its own vector, plus a small
-    bonus per shared term (numbers count double) that settles near-ties in favour of the
-    sentence naming what was asked. Without sentence vectors, terms alone."""
+    """The sentence that answers, by the answer model's highlight scorer: its own vector's
+    cosine to the question (relative to the passage's best), whether it opens the passage,
+    whether it holds a number (a name) the question does not while the question asks for
+    one, and whether it is a mere fragment (a dateline). Without sentence vectors the
+    other features alone decide."""
+    model = model or shipped_model()
     chunk = passage.chunk
     sentences = chunk.sentences or ((0, len(chunk.text)),)
-    terms = np.array(
-        [
-            sum(
-                2.0 if t.isdigit() else 1.0
-                for t in set(analyze_cached(chunk.text[a:b], chunk.language)) & q_terms
-            )
-            for a, b in sentences
-        ],
-        np.float32,
-    )
-    vecs = passage.sentence_vectors
-    if vecs is not None and len(vecs) == len(sentences):
-        score = vecs.astype(np.float32) @ query_vector + params.highlight_term_weight * terms
-    else:
-        score = terms
-    start, end = sentences[int(np.argmax(score))]  # the first of equals
+    if cosines is None:
+        cosines = sentence_cosines(passage, query_vector)
+    x = sentence_features(chunk.text, sentences, chunk.language, cosines, cues)
+    start, end = sentences[int(np.argmax(model.highlight(x)))]  # the first of equals
     return int(start), int(end)

@@ -49,15 +49,16 @@ class FusionParams:
     method: str = "dense+bounded-bm25(passage-language analysis, per-language max)"
     lexical_weight: float = 0.03
     candidates: int = 100
-    # "Not in the corpus" when the top passage's cosine stands less than abstain_threshold
-    # above the question's reference: the abstain_reference_rank-th best cosine. e5's
-    # cosines sit in a narrow band whose level depends on the question (short, generic
-    # questions score high against everything); measured against the question's own
-    # 10th-best passage, an answer stands out where a near miss does not. On the eval set's
-    # unanswerable questions: ROC AUC 0.905 for this margin, 0.802 for the raw cosine.
+    # Margins are measured from the question's reference: the abstain_reference_rank-th
+    # best cosine. e5's cosines sit in a narrow band whose level depends on the question
+    # (short, generic questions score high against everything); measured against the
+    # question's own 10th-best passage, an answer stands out where a near miss does not.
+    # The margin is one feature of the answer model (index/answerability.py), which decides
+    # abstention and the highlight; abstain_threshold (the former margin rule) and
+    # highlight_term_weight stay recorded so that manifests written before still load.
     abstain_threshold: float = 0.0
     abstain_reference_rank: int = 10
-    highlight_term_weight: float = 0.01  # per shared term, added to a sentence's cosine
+    highlight_term_weight: float = 0.01
     # The rerank of the first candidates (index/rerank.py), fitted on dev splits by
     # eval/rerank_study.py; 0 candidates turns it off.
     rerank_depth: int = 30

@@ -11,7 +11,8 @@ import pytest
 
 from akhbar.corpus.models import Article, Chunk
 from akhbar.eval.benchmarks import BUNDLED_DIR, load_xquad
-from akhbar.index.answers import highlight, query_terms, top_hits
+from akhbar.index.answerability import question_cues
+from akhbar.index.answers import highlight, top_hits
 from akhbar.index.base import AnswerParams, Candidates, Passage
 from akhbar.index.cache import EmbeddingCache
 from akhbar.index.fusion import FusionParams
@@ -153,11 +154,13 @@ def test_top_hits_rerank_and_highlight_come_from_the_sentence_vectors() -> None:
     assert [h.passage.chunk.text for h in served] == [ps[0].chunk.text, text]
 
 
-def test_highlight_without_vectors_falls_back_to_shared_terms() -> None:
+def test_highlight_without_vectors_falls_back_to_what_the_sentences_hold() -> None:
+    # No cosine to read: the answer model's other features decide (a number the question
+    # asks for, not a fragment).
     text = "El puerto cerró. La central solar produce 80 MW."
     p = passage(text, [(0, 16), (17, len(text))], None)
-    terms = query_terms("¿Cuántos MW produce la central solar?", "es")
-    assert highlight(p, terms, unit(1), params(0)) == (17, len(text))
+    cues = question_cues("¿Cuántos MW produce la central solar?", "es")
+    assert highlight(p, cues, unit(1)) == (17, len(text))
 
 
 # -- sentence vectors at index time -----------------------------------------------------
