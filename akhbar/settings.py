@@ -129,10 +129,10 @@ class Settings(BaseSettings):
     )
     abstain_threshold: float = Field(
         0.0367,
-        description="'Not in the corpus' when no passage of the unfiltered ranking has a "
-        "cosine this far above the question's 10th-best cosine. Fitted on the eval set's "
-        "harder corpus (best F1 over its 69 unanswerable questions; the 5-fold thresholds "
-        "lie within 0.0348-0.0374; held-out F1 in eval/results).",
+        description="The margin rule's threshold (cosine above the question's 10th-best), "
+        "recorded with the index; the verdict no longer reads it: the answer model does "
+        "(index/answerability.py, coefficients and threshold in index/data/answer_model.json, "
+        "fitted by eval/answer_study.py).",
     )
     rerank_depth: int = Field(
         30,
