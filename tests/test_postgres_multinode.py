@@ -493,6 +493,14 @@ def test_the_database_killed_during_ingest_loses_nothing_committed_and_half_writ
         poster.join(180)
     acknowledged = poster.acknowledged()
     assert acknowledged and max(acknowledged) > poster.outcomes[back - 1][0]
+    # Every POST got an answer, and a refusal said why: the store or the index is out of
+    # reach, try again (never a 500, never a dropped connection).
+    refused = [body for _, status, body in poster.outcomes if status != 200]
+    assert refused, "no POST was made while the database was down"
+    for _, status, body in poster.outcomes:
+        assert status in (200, 503), (status, body)
+    for body in refused:
+        assert json.loads(body)["error"]["code"] in ("store_unavailable", "index_unavailable")
 
     # Every acknowledged article is answerable: what the node stored but could not index
     # while the database was down is caught up by its follower.
