@@ -166,6 +166,12 @@ class StoreOnlyEngine:
     def close(self) -> None:
         pass
 
+    def add_index_listener(self, listener: object) -> None:
+        pass  # no index to follow
+
+    def delta_status(self) -> None:
+        return None
+
 
 def client_for(settings: Settings) -> Iterator[TestClient]:
     with Store(settings.store_path) as store:

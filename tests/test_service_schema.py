@@ -47,6 +47,12 @@ class _SchemaOnlyEngine:
     def close(self) -> None:
         pass
 
+    def add_index_listener(self, listener: object) -> None:
+        pass  # no index to follow
+
+    def delta_status(self) -> None:
+        return None
+
 
 # The schema does not depend on data, so it is read from an app without an engine at import
 # (schemathesis' lazy fixture loader does not work with this pytest); the cases are then sent
