@@ -156,6 +156,7 @@ def first_hit_features(asked: Sequence[Asked], model: am.AnswerModel) -> np.ndar
                 cues=a.cues,
                 title=h.passage.title,
                 text=h.passage.chunk.text,
+                sentences=h.passage.chunk.sentences,
                 language=h.passage.chunk.language,
                 highlight=h.highlight,
                 dense=h.dense,

@@ -133,6 +133,7 @@ def answer_features(
     cues: Cues,
     title: str,
     text: str,
+    sentences: Sequence[tuple[int, int]],
     language: str,
     highlight: tuple[int, int],
     dense: float,
@@ -141,10 +142,15 @@ def answer_features(
     lexical: float,
     best_sentence: float,
 ) -> np.ndarray:
-    """ANSWER_FEATURES of one hit. ``best_sentence``: its best sentence's cosine (the
+    """ANSWER_FEATURES of one hit (``sentences``: the passage's sentence spans).
+    ``best_sentence``: its best sentence's cosine (the
     passage's own where it has no sentence vectors)."""
     reference = dense - margin
-    passage_terms = set(analyze_cached(text, language)) | set(analyze_cached(title, language))
+    # The passage's terms as the union of its sentences': the highlight has just analysed
+    # (and cached) each of them, so the passage costs no second analysis.
+    passage_terms = set(analyze_cached(title, language))
+    for a, b in sentences or ((0, len(text)),):
+        passage_terms.update(analyze_cached(text[a:b], language))
     # The question analysed as the passage is, and in its own language.
     content = set(analyze_cached(cues.question, language)) | set(
         analyze_cached(cues.question, cues.language)

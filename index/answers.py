@@ -157,6 +157,7 @@ def scored_hit(
         cues=cues,
         title=passage.title,
         text=passage.chunk.text,
+        sentences=passage.chunk.sentences,
         language=passage.chunk.language,
         highlight=span,
         dense=dense,

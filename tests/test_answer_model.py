@@ -130,6 +130,7 @@ def test_hits_carry_the_models_probability_and_the_verdict_its_threshold() -> No
             cues=cues,
             title=h.passage.title,
             text=h.passage.chunk.text,
+            sentences=h.passage.chunk.sentences,
             language="fr",
             highlight=h.highlight,
             dense=h.dense,
