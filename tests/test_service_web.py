@@ -187,3 +187,18 @@ def test_stored_markup_on_the_article_page_stays_text(
     assert "<script>alert" not in page.text and "<img" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "javascript:" not in page.text  # the stored URL is not made a link
+
+
+def test_page_asks_for_no_more_passages_than_the_server_takes(
+    sample_settings: Settings, engine: QAEngine
+) -> None:
+    """The page sends k = min(10, max_k), read from the page the server wrote: a server
+    with AKHBAR_MAX_K under 10 never gets a 422 from its own page."""
+    s = sample_settings.model_copy(update={"rate_limit_per_minute": 0, "max_k": 3})
+    with TestClient(create_app(s, engine)) as c:
+        page = c.get("/").text
+        assert '<meta name="akhbar-max-k" content="3">' in page
+        assert c.post("/v1/ask", json={"question": QUESTION, "k": 3}).status_code == 200
+        assert c.post("/v1/ask", json={"question": QUESTION, "k": 10}).status_code == 422
+    with TestClient(create_app(sample_settings, engine)) as c:
+        assert f'<meta name="akhbar-max-k" content="{sample_settings.max_k}">' in c.get("/").text

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from akhbar.service.deps import EngineDep
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+MAX_K_META = '<meta name="akhbar-max-k" content="{}">'
 
 router = APIRouter(tags=["operations"])
 
@@ -30,5 +31,9 @@ def metrics(request: Request, engine: EngineDep) -> Response:
 
 
 @router.get("/", include_in_schema=False)
-def index_page() -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+def index_page(request: Request) -> HTMLResponse:
+    # The page asks for up to ten passages; a server whose max_k is lower says so in the
+    # page, so the page never sends a request the server refuses.
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    max_k = request.app.state.settings.max_k
+    return HTMLResponse(page.replace(MAX_K_META.format(10), MAX_K_META.format(max_k), 1))

@@ -57,7 +57,9 @@ const MESSAGES = {
 };
 
 // More passages than cards: several often come from one article, and are folded under it.
-const PASSAGES_ASKED = 10;
+// Never more than the server takes (its AKHBAR_MAX_K, written into the page it serves).
+const PASSAGES_ASKED = Math.max(
+  1, Math.min(10, Number(document.querySelector("meta[name=akhbar-max-k]")?.content) || 10));
 
 const $ = (sel) => document.querySelector(sel);
 let uiLang = "en";
