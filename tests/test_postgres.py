@@ -222,6 +222,36 @@ def test_old_writes_are_collected_and_their_versions_refused(
         index.close()
 
 
+def test_bm25_reads_postings_from_the_primary_key_alone(
+    pg_settings: Settings, encoder, articles
+) -> None:
+    """After a build, a question's postings are read by an index-only scan with no heap
+    fetch: the primary key carries what BM25 reads and the build leaves the pages
+    all-visible (not a scattered heap page per posting)."""
+    from akhbar.index.analysis import analyze
+
+    index = backend(pg_settings, encoder)
+    try:
+        version = index.build(articles, corpus_checksum="a").version
+        table = f"{index.namespace}.postings_g{version.split('.')[0]}"
+        terms = sorted(set(analyze(articles[0].text, articles[0].language)))[:5]
+        with psycopg.connect(pg_settings.database_url.get_secret_value()) as conn:
+            # The table is small enough for a sequential scan: take that choice away.
+            conn.execute("SET enable_seqscan = off")
+            conn.execute("SET enable_bitmapscan = off")
+            ((plan,),) = conn.execute(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) SELECT term, key, tf, tokens, language "
+                f"FROM {table} WHERE term = ANY(%s) AND added <= 0 "
+                "AND (removed IS NULL OR removed > 0)",
+                [terms],
+            ).fetchall()
+        scan = plan[0]["Plan"]
+        assert scan["Node Type"] == "Index Only Scan", scan
+        assert scan["Actual Rows"] > 0 and scan["Heap Fetches"] == 0, scan
+    finally:
+        index.close()
+
+
 def test_two_processes_backends_share_one_index(pg_settings: Settings, encoder, articles) -> None:
     """Two backends on one schema, as two API nodes hold them: a write through one is
     answerable through the other as soon as it commits, a delete as well."""

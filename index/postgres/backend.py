@@ -278,6 +278,13 @@ class PostgresIndex:
             [sorted(languages), number],
         )
         conn.commit()
+        # Marks the postings' pages all-visible, so BM25 reads them from the primary key
+        # alone (VACUUM runs outside a transaction).
+        conn.autocommit = True
+        try:
+            conn.execute(sql.SQL("VACUUM {}").format(gen.tables(number)[1]))
+        finally:
+            conn.autocommit = False
         # The switch: one transaction, under the lock writers take.
         conn.execute("SELECT generation FROM index_state FOR UPDATE")
         conn.execute("UPDATE index_generations SET state = 'retired' WHERE state = 'live'")

@@ -152,70 +152,108 @@ class PostgresReader:
     def _lexical(self, conn, question, filters, where, params, dense_rows) -> list[tuple]:
         """(key, BM25, language, among the lexical top, cosine) for the lexical side's best
         ``n_cand`` and for the dense candidates (their BM25, for the fusion)."""
-        q_terms: list[str] = []
-        q_langs: list[str] = []
-        q_counts: list[float] = []
-        for language in self._languages:
+        q_terms: dict[str, list[tuple[int, float]]] = {}  # term -> (language code, count)
+        for code, language in enumerate(self._languages, start=1):
             counts: dict[str, int] = {}
             for term in analyze_cached(question, language):
                 counts[term] = counts.get(term, 0) + 1
             for term, n in counts.items():
-                q_terms.append(term)
-                q_langs.append(language)
-                q_counts.append(float(n))
+                q_terms.setdefault(term, []).append((code, float(n)))
         if not q_terms:
             return []
-        # Every matching passage is scored (document frequencies count them all); the
-        # filters then keep the ones they allow, reading those passages' rows only when
-        # there are filters.
+        scored = self._bm25(conn, q_terms)
+        if scored is None:
+            return []
+        keys, scores, langs = scored
+        # Best first, ties by key, as the reference ranks them.
+        order = np.lexsort((keys, -scores))
+        n_cand = int(params["n"])
         if filters != NO_FILTERS:
-            filtered = sql.SQL(
-                "SELECT s0.* FROM s0 JOIN {chunks} c ON c.key = s0.key WHERE {where}"
-            ).format(chunks=self._chunks, where=where)
+            top = self._allowed(conn, keys[order], where, params, n_cand)
         else:
-            filtered = sql.SQL("SELECT * FROM s0")
-        query = sql.SQL(
-            """
-            WITH q(term, language, n) AS (
-                SELECT * FROM unnest(%(q_terms)s::text[], %(q_langs)s::text[],
-                                     %(q_counts)s::float8[])),
-            p AS MATERIALIZED (
-                SELECT p.term, p.key, p.tf, p.tokens, p.language FROM {postings} p
-                WHERE p.term = ANY(%(terms)s)
-                  AND p.added <= %(seq)s AND (p.removed IS NULL OR p.removed > %(seq)s)),
-            df AS (SELECT term, count(*)::float8 AS df FROM p GROUP BY term),
-            s0 AS (
-                SELECT p.key, p.language, sum(
-                    q.n * ln(1 + (%(docs)s - df.df + 0.5) / (df.df + 0.5))
-                    * p.tf / (%(k1)s * ((1 - %(b)s) + %(b)s * p.tokens / %(avg)s) + p.tf)
-                ) AS score
-                FROM p JOIN df USING (term)
-                JOIN q ON q.term = p.term AND q.language = p.language
-                GROUP BY p.key, p.language),
-            s AS MATERIALIZED ({filtered})
-            SELECT t.key, t.score, t.language, true, -(c.embedding <#> %(q)s::vector)
-            FROM (SELECT * FROM s ORDER BY score DESC, key LIMIT %(n)s) t
-            JOIN {chunks} c ON c.key = t.key
-            UNION ALL
-            (SELECT s.key, s.score, s.language, false, NULL::float8 FROM s
-             WHERE s.key = ANY(%(dense)s))
-            """
-        ).format(filtered=filtered, postings=self._postings, chunks=self._chunks)
-        return conn.execute(
-            query,
-            params
-            | {
-                "q_terms": q_terms,
-                "q_langs": q_langs,
-                "q_counts": q_counts,
-                "terms": sorted(set(q_terms)),
-                "docs": float(self._passages),
-                "k1": K1,
-                "b": B,
-                "avg": self._avg_tokens,
-                "dense": [int(r[0]) for r in dense_rows],
-            },
+            top = keys[order[:n_cand]]
+        cosines = dict(
+            conn.execute(
+                sql.SQL(
+                    "SELECT key, -(embedding <#> %(q)s::vector) FROM {} WHERE key = ANY(%(keys)s)"
+                ).format(self._chunks),
+                {"q": params["q"], "keys": top.tolist()},
+            ).fetchall()
+        )
+        names = ["", *self._languages]
+        # ``keys`` is sorted (np.unique): a passage's row is found by bisection.
+        at = np.searchsorted(keys, top)
+        out = [
+            (k, float(scores[i]), names[langs[i]], True, cosines[k])
+            for k, i in zip(top.tolist(), at.tolist(), strict=True)
+        ]
+        dense = np.array([int(r[0]) for r in dense_rows], np.int64)
+        at = np.minimum(np.searchsorted(keys, dense), len(keys) - 1)
+        found = keys[at] == dense
+        out += [
+            (k, float(scores[i]), names[langs[i]], False, None)
+            for k, i in zip(dense[found].tolist(), at[found].tolist(), strict=True)
+        ]
+        return out
+
+    def _bm25(
+        self, conn, q_terms: dict[str, list[tuple[int, float]]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(keys, BM25 scores, language codes) of every live passage sharing a term with
+        the question (analysed in each language; a passage scores the terms of its own).
+
+        Each term's live postings come back as one row of packed arrays, read from the
+        covering primary key (an index-only scan where the pages are all-visible), and are
+        scored here: the database does no join or aggregation per posting."""
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT term, count(*), string_agg(int8send(key), ''), "
+                "string_agg(int4send(tf), ''), string_agg(int4send(tokens), ''), "
+                "string_agg(int2send(coalesce(array_position(%(langs)s::text[], language), 0)"
+                "::int2), '') FROM {} WHERE term = ANY(%(terms)s) AND added <= %(seq)s "
+                "AND (removed IS NULL OR removed > %(seq)s) GROUP BY term"
+            ).format(self._postings),
+            {"langs": self._languages, "terms": sorted(q_terms), "seq": self.seq},
         ).fetchall()
+        parts_k, parts_s, parts_l = [], [], []
+        docs = float(self._passages)
+        for term, df, k_buf, tf_buf, tok_buf, lang_buf in rows:
+            keys = np.frombuffer(k_buf, ">i8").astype(np.int64)
+            tf = np.frombuffer(tf_buf, ">i4").astype(np.float64)
+            tokens = np.frombuffer(tok_buf, ">i4").astype(np.float64)
+            lang = np.frombuffer(lang_buf, ">i2").astype(np.int64)
+            # bm25s's (Lucene's) idf over the version's passages, df counted over them all.
+            idf = np.log(1 + (docs - df + 0.5) / (df + 0.5))
+            part = tf / (K1 * ((1 - B) + B * tokens / self._avg_tokens) + tf)
+            for code, n in q_terms[term]:
+                mine = lang == code
+                if mine.any():
+                    parts_k.append(keys[mine])
+                    parts_s.append(n * idf * part[mine])
+                    parts_l.append(lang[mine])
+        if not parts_k:
+            return None
+        all_keys = np.concatenate(parts_k)
+        keys, inverse = np.unique(all_keys, return_inverse=True)
+        scores = np.bincount(inverse, weights=np.concatenate(parts_s), minlength=len(keys))
+        langs = np.zeros(len(keys), np.int64)
+        langs[inverse] = np.concatenate(parts_l)
+        return keys, scores, langs
+
+    def _allowed(self, conn, ranked: np.ndarray, where, params, n: int) -> np.ndarray:
+        """The first ``n`` of ``ranked`` (keys, best first) that the filters allow, read in
+        growing batches so that only the passages near the top are looked up."""
+        query = sql.SQL("SELECT c.key FROM {} c WHERE c.key = ANY(%(batch)s) AND {}").format(
+            self._chunks, where
+        )
+        kept: list[int] = []
+        start, size = 0, max(4 * n, 256)
+        while start < len(ranked) and len(kept) < n:
+            batch = ranked[start : start + size].tolist()
+            ok = {int(r[0]) for r in conn.execute(query, params | {"batch": batch})}
+            kept += [k for k in batch if k in ok]
+            start, size = start + size, size * 4
+        return np.array(kept[:n], np.int64)
 
     def passages(self, keys: Sequence[int] | np.ndarray) -> list[Passage]:
         wanted = [int(k) for k in keys]
