@@ -183,3 +183,28 @@ def test_question_encoders_side_by_side(models_dir: Path) -> None:
     assert rows["pytorch-fp32"]["cos_min"] > 0.9999  # the reference against itself
     assert rows["ctranslate2-int8 (served)"]["cos_min"] >= 0.985
     assert all(r["alone_p50_ms"] > 0 and r["batch4_qps"] > 0 for r in rows.values())
+
+
+def test_postgres_bench_is_asked_for_and_reports_both_sides() -> None:
+    """A bare `akhbar bench` leaves the postgres bench out (it needs a database); its
+    report puts each figure of a tier beside the local backend's."""
+    from akhbar.eval.bench.postgres import markdown
+    from akhbar.eval.bench.run import ALL, DEFAULT
+
+    assert "postgres" in ALL and "postgres" not in DEFAULT
+    side = {"ask_p50_ms": 12.345, "ask_p95_ms": 20.0, "recall@10": 0.9}
+    pg = side | {
+        "ask_p50_ms": 30.0,
+        "hybrid_p50_ms": 5.0,
+        "hybrid_p95_ms": 9.0,
+        "hybrid_qps_1thread": 100.0,
+        "ingest_passages_per_s": 70.0,
+        "store_s": 1.0,
+        "write_s": 2.0,
+        "hnsw_s": 3.0,
+        "database_mb": 4.0,
+    }
+    text = markdown({"load_1min": [1.0], "note": "", "rows": [
+        {"tier": 500, "local": side, "postgres": pg}]})  # fmt: skip
+    assert "| 500 | ask p50 / p95 ms | 12.3 / 20.0 | 30.0 / 20.0 |" in text
+    assert "| 500 | recall@10 | 0.9 | 0.9 |" in text

@@ -17,7 +17,9 @@ from akhbar.eval.bench.common import RESULTS_DIR
 from akhbar.index.local.dense import DenseSizing
 from akhbar.settings import Settings
 
-ALL = ("encoders", "indexing", "latency", "scale", "peer", "freshness", "rerank")
+ALL = ("encoders", "indexing", "latency", "scale", "peer", "freshness", "rerank", "postgres")
+# What a bare `akhbar bench` runs: postgres needs a database, so it runs when asked for.
+DEFAULT = tuple(name for name in ALL if name != "postgres")
 
 
 @dataclass
@@ -67,7 +69,7 @@ def run_benchmarks(
     opt = options or BenchOptions()
     results: dict[str, dict] = {}
     encoder = None
-    for name in which or ALL:
+    for name in which or DEFAULT:
         if name != "encoders" and encoder is None:
             encoder = _encoder(settings)
         if name == "encoders":
@@ -143,6 +145,22 @@ def run_benchmarks(
                 out_dir=opt.out_dir,
             )
             _print_scale(console, res)
+        elif name == "postgres":
+            from rich.markdown import Markdown
+
+            from akhbar.eval.bench.postgres import bench_postgres, markdown
+            from akhbar.pipeline import database_url
+
+            res = bench_postgres(
+                settings,
+                encoder,
+                database_url(settings),
+                tiers=opt.tiers,
+                queries=opt.queries,
+                work_dir=opt.work_dir,
+                out_dir=opt.out_dir,
+            )
+            console.print(Markdown(markdown(res)))
         elif name == "freshness":
             from akhbar.eval.bench.freshness import bench_freshness
 

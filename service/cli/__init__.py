@@ -553,8 +553,9 @@ def bench(
         list[str] | None,
         typer.Argument(
             metavar="BENCHMARK",
-            help="Any of encoders, indexing, latency, scale, peer, freshness, rerank. "
-            "Default: all.",
+            help="Any of encoders, indexing, latency, scale, peer, freshness, rerank, "
+            "postgres (beside local, on the database of AKHBAR_DATABASE_URL or `akhbar db "
+            "start`). Default: all but postgres.",
             show_default=False,
         ),
     ] = None,
@@ -577,7 +578,9 @@ def bench(
     ] = "sample,100000",
     tiers: Annotated[
         str,
-        typer.Option(metavar="N,N...", help="scale, freshness: synthetic tier sizes in chunks."),
+        typer.Option(
+            metavar="N,N...", help="scale, freshness, postgres: synthetic tier sizes in chunks."
+        ),
     ] = "10000,100000,1000000",
     exact_max: Annotated[
         int | None,
