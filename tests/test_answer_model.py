@@ -10,35 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from passages import passage as make_passage
+from passages import unit
 
-from akhbar.corpus.models import Chunk
 from akhbar.index import answerability as am
 from akhbar.index.answers import highlight, sentence_cosines, top_hits, verdict
 from akhbar.index.base import AnswerParams, Candidates, Passage
 
 REPO = Path(__file__).parents[1]
-DIM = 4
-
-
-def unit(*values: float) -> np.ndarray:
-    v = np.zeros(DIM, np.float32)
-    v[: len(values)] = values
-    return v / np.linalg.norm(v)
 
 
 def passage(text: str, sentences: list[tuple[int, int]], vectors: np.ndarray | None) -> Passage:
-    chunk = Chunk(
-        id=f"c-{text[:12]}",
-        article_id=f"a-{text[:12]}",
-        ordinal=0,
-        start=0,
-        end=len(text),
-        text=text,
-        language="fr",
-        sentences=tuple(sentences),
-    )
-    svec = None if vectors is None else vectors.astype(np.float16)
-    return Passage(chunk, "Titre", None, None, None, "article", svec)
+    return make_passage(text, sentences, vectors, language="fr", title="Titre")
 
 
 class _Reader:

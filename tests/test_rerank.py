@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from passages import DIM, passage, unit
 
-from akhbar.corpus.models import Article, Chunk
+from akhbar.corpus.models import Article
 from akhbar.eval.benchmarks import BUNDLED_DIR, load_xquad
 from akhbar.index.answerability import question_cues
 from akhbar.index.answers import highlight, top_hits
@@ -22,29 +23,6 @@ from akhbar.index.rerank import rerank_order
 from akhbar.index.second_view import SecondQuery, SecondView, UseEncoder
 from akhbar.pipeline import chunking_params, fusion_params
 from akhbar.settings import Settings
-
-DIM = 8
-
-
-def unit(*values: float) -> np.ndarray:
-    v = np.zeros(DIM, np.float32)
-    v[: len(values)] = values
-    return v / np.linalg.norm(v)
-
-
-def passage(text: str, sentences: list[tuple[int, int]], vectors: np.ndarray | None) -> Passage:
-    chunk = Chunk(
-        id=f"c-{text[:10]}",
-        article_id=f"a-{text[:10]}",
-        ordinal=0,
-        start=0,
-        end=len(text),
-        text=text,
-        language="es",
-        sentences=tuple(sentences),
-    )
-    svec = None if vectors is None else vectors.astype(np.float16)
-    return Passage(chunk, "", None, None, None, "article", svec)
 
 
 class CountingEncoder:
