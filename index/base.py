@@ -119,6 +119,17 @@ class Candidates:
         return len(self.keys)
 
 
+@dataclass(frozen=True)
+class DeltaStatus:
+    """What a serving process reports about writes not yet folded into its index version
+    (a backend that keeps them apart, as the local one's delta; for metrics)."""
+
+    chunks: int
+    segments: int
+    age_s: float  # since the oldest write still in the delta
+    behind: int | None  # store writes committed after the watermark (None: not followed)
+
+
 @dataclass
 class BuildReport:
     version: str

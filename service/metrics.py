@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from akhbar.corpus.models import IngestReport
 from akhbar.corpus.poller import PollResult
-from akhbar.index.local.delta import DeltaStatus
+from akhbar.index.base import DeltaStatus
 from akhbar.service.schemas import AskResponse
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -18,6 +18,7 @@ from akhbar.corpus.valid_text import first_invalid_character
 from akhbar.index.answers import Answer, Hit, top_hits, verdict
 from akhbar.index.base import (
     NO_FILTERS,
+    DeltaStatus,
     Filters,
     IndexBackend,
     IndexReader,
@@ -25,7 +26,6 @@ from akhbar.index.base import (
     NoIndexError,
 )
 from akhbar.index.encoder import FAST_QUERY_BATCH, Encoder, SentenceTransformerEncoder
-from akhbar.index.local.delta import DeltaStatus
 from akhbar.index.second_view import SecondQuery, SecondView
 from akhbar.pipeline import (
     catch_up_index,

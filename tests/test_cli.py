@@ -284,7 +284,7 @@ def test_eval_writes_a_run_folder_under_the_home_by_default(
     monkeypatch.setattr(service_qa, "load_encoder", lambda _s: encoder)
     monkeypatch.setenv("AKHBAR_HOME", str(fresh_home))
     monkeypatch.setenv("AKHBAR_PRECISION", "fp32")
-    result = _run("eval", "--limit", "2")
+    result = _run("eval", "--limit", "2", "--no-distractors")
     assert result.exit_code == 0, result.output
     runs = list((fresh_home / "eval").iterdir())
     assert len(runs) == 1 and (runs[0] / "latest.json").is_file()

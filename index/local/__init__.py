@@ -27,7 +27,13 @@ import numpy as np
 
 from akhbar.corpus.models import Article
 from akhbar.corpus.store import ChangesPrunedError, Store
-from akhbar.index.base import BuildReport, IndexIntegrityError, NoIndexError, Progress
+from akhbar.index.base import (
+    BuildReport,
+    DeltaStatus,
+    IndexIntegrityError,
+    NoIndexError,
+    Progress,
+)
 from akhbar.index.cache import EmbeddingCache
 from akhbar.index.encoder import Encoder
 from akhbar.index.fusion import FusionParams
@@ -36,7 +42,6 @@ from akhbar.index.local.delta import (
     DIRNAME,
     DeltaFiles,
     DeltaState,
-    DeltaStatus,
     DeltaView,
     Segment,
     SegmentInfo,

@@ -128,16 +128,6 @@ class DeltaState:
         ).encode()
 
 
-@dataclass(frozen=True)
-class DeltaStatus:
-    """What a serving process reports about its delta (metrics)."""
-
-    chunks: int
-    segments: int
-    age_s: float  # since the oldest write still in the delta
-    behind: int | None  # store writes committed after the watermark (None: not followed)
-
-
 class DeltaFiles:
     """One version's delta folder."""
 
