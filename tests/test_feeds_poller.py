@@ -198,7 +198,13 @@ def test_good_feed_lands_while_a_slow_feed_is_still_being_fetched(server: FeedSe
         good_landed.wait(8)
         return 200, {"Content-Type": "application/rss+xml"}, rss([(STORIES[7], None)])
 
-    server.routes |= {"/slow": slow, "/good": Conditional(lambda: rss([(STORIES[0], None)]))}
+    def good() -> bytes:
+        # Answer only once the slow feed's request is in flight, so the two overlap
+        # whatever order the workers' requests reach the server in.
+        slow_started.wait(8)
+        return rss([(STORIES[0], None)])
+
+    server.routes |= {"/slow": slow, "/good": Conditional(good)}
     clock = Clock()
     subscribe(store, server.url("/slow"), clock)
     clock.now += 1
