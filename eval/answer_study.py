@@ -39,6 +39,7 @@ from akhbar.corpus.language import detect_language
 from akhbar.eval import abstention as ab
 from akhbar.eval.dataset import DEFAULT_EVAL_SET, EvalItem, load_eval_set
 from akhbar.eval.distractors import iter_distractors
+from akhbar.eval.evalset import abstention_dict
 from akhbar.eval.indexing import build_sample_index
 from akhbar.eval.metrics import normalise_answer
 from akhbar.index import answerability as am
@@ -211,18 +212,6 @@ def held_out(asked: Sequence[Asked], seed: int, k: int = K) -> dict[str, Any]:
     }
 
 
-def _abst(a: Any) -> dict[str, Any]:
-    return {
-        "precision": a.precision,
-        "recall": a.recall,
-        "f1": a.f1,
-        "tp": a.true_positive,
-        "fp": a.false_positive,
-        "fn": a.false_negative,
-        "support": a.support,
-    }
-
-
 def study(asked: Sequence[Asked]) -> tuple[dict[str, Any], am.AnswerModel]:
     draws = [held_out(asked, seed) for seed in DRAWS]
     draws5 = [held_out(asked, seed, k=5) for seed in DRAWS[:3]]
@@ -241,14 +230,14 @@ def study(asked: Sequence[Asked]) -> tuple[dict[str, Any], am.AnswerModel]:
         "draws": len(DRAWS),
         "held_out": {
             "abstention_f1": stats([d["abstention"].f1 or 0.0 for d in draws]),
-            "abstention_first_draw": _abst(draws[0]["abstention"]),
+            "abstention_first_draw": abstention_dict(draws[0]["abstention"]),
             "abstention_f1_k5": stats([d["abstention"].f1 or 0.0 for d in draws5]),
             "margin_rule_f1": stats([d["margin_rule"].f1 or 0.0 for d in draws]),
             "highlight@1": stats([d["highlight@1"] for d in draws]),
             "highlight_n": draws[0]["highlight_n"],
         },
         "full_set": {
-            "abstention": _abst(full_abst),
+            "abstention": abstention_dict(full_abst),
             "threshold": full.threshold,
             "highlight@1": float(np.mean(highlight_hits(asked, full))),
             "highlight@1_cosine_only": float(np.mean(highlight_hits(asked, before))),

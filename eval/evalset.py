@@ -78,7 +78,7 @@ def best_threshold(
     return best_t, best
 
 
-def _abstention_dict(a: m.Abstention) -> dict[str, float | int | None]:
+def abstention_dict(a: m.Abstention) -> dict[str, float | int | None]:
     return {
         "precision": a.precision,
         "recall": a.recall,
@@ -114,7 +114,7 @@ def held_out_abstention(
     mean, sd = ab.repeated_f1(x, y, ab.one_feature(), k=FOLDS, seeds=FOLD_SEEDS)
     return {
         "folds": FOLDS,
-        **_abstention_dict(held.abstention),
+        **abstention_dict(held.abstention),
         "fold_thresholds": held.thresholds,
         "fold_f1": held.per_fold_f1,
         "f1_mean_over_draws": mean,
@@ -158,7 +158,7 @@ def score_mode(
     by_lang: dict[str, Any] = {}
     for lang in sorted({i.language for i in items}):
         subset = {q: u for q, u in unanswerable.items() if slice_of[q].startswith(f"{lang}→")}
-        by_lang[lang] = _abstention_dict(abstention_at(run.top_score, subset, threshold))
+        by_lang[lang] = abstention_dict(abstention_at(run.top_score, subset, threshold))
     t_best, a_best = best_threshold(run.top_score, unanswerable)
     latency = [encode_s[q] + run.search_s[q] for q in run.search_s]
     return {
@@ -166,10 +166,10 @@ def score_mode(
         "slices": slices,
         "abstention": {
             "threshold": threshold,
-            **_abstention_dict(abstention_at(run.top_score, unanswerable, threshold)),
+            **abstention_dict(abstention_at(run.top_score, unanswerable, threshold)),
             "by_question_language": by_lang,
             "best_threshold": t_best,
-            "best": _abstention_dict(a_best),
+            "best": abstention_dict(a_best),
             "held_out": held_out_abstention(run.top_score, unanswerable),
             "abstained_above_answer": abstained_above_answer(run, answers, threshold),
         },
