@@ -109,14 +109,18 @@ class QAEngine:
     half-loaded index.
     """
 
-    def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
+    def __init__(
+        self, settings: Settings, encoder: Encoder | None = None, *, question_cache: int = 1024
+    ) -> None:
+        """``question_cache``: how many questions' vectors are remembered (0: every ask
+        encodes, as a benchmark of first-time questions wants)."""
         self.settings = settings
         self.encoder = encoder or load_encoder(settings)
         self.store = open_store(settings)
         self.index: IndexBackend = open_backend(settings, self.encoder)
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
-        self._qcache = QuestionCache()
+        self._qcache = QuestionCache(question_cache)
         # Batches are budgeted in tokens, so long questions cannot hold short ones up.
         self._batcher = QuestionBatcher(
             self.encoder.encode_queries,

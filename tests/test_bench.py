@@ -125,6 +125,31 @@ def test_scale_smoke_small_tier(sample_settings: Settings, encoder, tmp_path: Pa
     assert again.build_s == row["build_s"] and res["rows"][0] == row
 
 
+def test_freshness_smoke_small_tier(sample_settings: Settings, encoder, tmp_path: Path) -> None:
+    from akhbar.eval.bench.freshness import bench_freshness
+
+    # The sample's cache is read-only here: the tier's home is under tmp_path.
+    bench_freshness(
+        sample_settings,
+        encoder,
+        tiers=(400,),
+        work_dir=tmp_path / "work",
+        samples=2,
+        delta_chunks=1200,  # past the size where the delta chooses on its fp16 copy
+        queries=5,
+        out_dir=tmp_path,
+    )
+    (row,) = _written(tmp_path, "freshness")["rows"]
+    assert row["chunks"] == 400 and row["delta_passages"] >= 1200  # + the fresh articles
+    for key in ("follower", "writer", "follower_with_delta"):
+        took = row[f"commit_to_answerable_{key}_s"]
+        assert 0 < took["p50"] <= took["p95"] <= took["max"], key
+    for key in ("query_ms", "ask_encoded_ms"):
+        for state in ("no_delta", "with_delta"):
+            assert _positive(row[f"{key}_{state}"]["p50"]), (key, state)
+    assert row["merged_chunks"] >= 1600 and _positive(row["merge_s"])  # + the fresh articles
+
+
 def test_peer_smoke(settings_for, encoder, tmp_path: Path) -> None:
     pytest.importorskip("txtai")
     from akhbar.eval.bench.peer import bench_peer

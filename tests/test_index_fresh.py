@@ -28,6 +28,7 @@ from akhbar.corpus.store import Store
 from akhbar.index.answers import Hit, top_hits
 from akhbar.index.base import Filters, IndexReader, Mode
 from akhbar.index.local import LocalIndex
+from akhbar.index.local import delta as delta_module
 from akhbar.pipeline import catch_up_index, local_index, run_index, run_ingest
 from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
@@ -95,10 +96,21 @@ def ask(
     return top_hits(reader, reader.search(vec, question, k, filters, mode), question, "fr", vec, k)
 
 
+# A small delta is scanned in fp32; a large one chooses its dense candidates on an fp16
+# copy, then rescores them (here half the sample, with the size threshold lifted).
+@pytest.mark.parametrize("every, fp16", [(8, False), (2, True)])
 def test_the_delta_ranks_as_a_full_rebuild_does(
-    tmp_path: Path, home_settings: Settings, encoder, articles: list[Article]
+    tmp_path: Path,
+    home_settings: Settings,
+    encoder,
+    articles: list[Article],
+    every: int,
+    fp16: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    held = articles[::8]
+    if fp16:
+        monkeypatch.setattr(delta_module, "_FP16_MIN_ROWS", 1)
+    held = articles[::every]
     rest = [a for a in articles if a not in held]
     partial = local(home_settings, encoder, tmp_path / "partial")
     partial.build(rest, corpus_checksum="rest")
@@ -108,6 +120,12 @@ def test_the_delta_ranks_as_a_full_rebuild_does(
     full.build(articles, corpus_checksum="all")
     with_delta, rebuilt = partial.open(), full.open()
     assert with_delta.count == rebuilt.count
+    delta = with_delta.delta
+    assert delta is not None
+    if fp16:  # the fp16 scan chooses: more rows than the candidates it is asked for, twice
+        assert delta._fp16 is not None and delta.count > 2 * with_delta.fusion.candidates
+    else:
+        assert delta._fp16 is None
     held_ids = {a.id for a in held}
     questions = [*QUESTIONS, *(a.title for a in held[:6])]
     found_in_delta = 0

@@ -99,7 +99,7 @@ def _until_answered(engine: QAEngine, article: Article, question: str, t0: float
 
 
 def _latency(engine: QAEngine, questions: list[str], rounds: int = 3) -> dict[str, float]:
-    for q in questions:  # warm: question vectors cached, pages touched
+    for q in questions:  # warm: question vectors cached (unless the engine keeps none)
         engine.ask(q, 5)
     took = []
     for _ in range(rounds):
@@ -108,6 +108,19 @@ def _latency(engine: QAEngine, questions: list[str], rounds: int = 3) -> dict[st
             engine.ask(q, 5)
             took.append((time.perf_counter() - t0) * 1000)
     return _percentiles(took)
+
+
+def _latencies(settings: Settings, encoder: Encoder, questions: list[str]) -> dict[str, dict]:
+    """Ask latency with each question's vector cached (the index and answer layer alone)
+    and with it encoded on every ask (what a first-time question costs end to end)."""
+    out = {}
+    for name, cache in (("cached", 1024), ("encoded", 0)):
+        engine = QAEngine(settings, encoder, question_cache=cache)
+        try:
+            out[name] = _latency(engine, questions)
+        finally:
+            engine.close()
+    return out
 
 
 def _reset(settings: Settings, n: int, delta_chunks: int) -> None:
@@ -129,6 +142,7 @@ def bench_freshness(
     samples: int = 20,
     delta_chunks: int = 10_000,
     queries: int = 60,
+    merge_max: int | None = None,
     out_dir: Path = RESULTS_DIR,
 ) -> dict:
     base = sample_base(settings, encoder)
@@ -144,9 +158,11 @@ def bench_freshness(
             with Store(s.store_path) as store:
                 local_index(s, encoder).start_delta(store.change_seq())
             load0 = os.getloadavg()[0]
-            row = _bench_tier(s, encoder, base, questions, n, samples, delta_chunks)
+            merge = merge_max is None or n <= merge_max
+            row = _bench_tier(s, encoder, base, questions, n, samples, delta_chunks, merge)
             rows.append(row | {"load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)]})
     result = {
+        "benchmark": "freshness",
         "rows": rows,
         "samples": samples,
         "targets": {"commit_to_answerable_p95_s": 2.0, "query_p50_with_delta_ratio": 1.2},
@@ -158,7 +174,9 @@ def bench_freshness(
         "catch-up (no encoding). 'follower_with_delta': the follower again beside that "
         "delta (merge policy lifted). Fresh articles carry a mark of the run, so they are "
         "encoded (never found in the cache an earlier run filled); the passage model is "
-        "loaded before timing. Query latency: QAEngine.ask, question vectors cached. "
+        "loaded before timing. Query latency: QAEngine.ask, question vectors cached "
+        "('query_ms': the index and answer layer alone) or encoded on every ask "
+        "('ask_encoded_ms': a first-time question, end to end in process). "
         "load_avg_1m before/after: the machine is shared with other work.",
     }
     write_result("freshness", result, out_dir)
@@ -173,6 +191,7 @@ def _bench_tier(
     n: int,
     samples: int,
     delta_chunks: int,
+    merge: bool = True,
 ) -> dict:
     follower, writer = [], []
     run = f"{time.time():.0f}"
@@ -181,7 +200,7 @@ def _bench_tier(
         engine.ready()
         # The passage model is loaded on a process's first write, once: not a freshness.
         engine.encoder.encode_passages(["Dépêche de mise en route."])
-        no_delta = _latency(engine, questions)
+        no_delta = _latencies(s, encoder, questions)
         with Store(s.store_path) as other:  # another writer's connection
             for i in range(samples):
                 article = _fresh(base.articles, 2 * i, run)
@@ -208,12 +227,8 @@ def _bench_tier(
         local_index(s, synth, whole_passages).catch_up(store)  # type: ignore[arg-type]
         catch_up_s = time.perf_counter() - t0
     quiet = s.model_copy(update={"local": s.local.model_copy(update={"delta_poll_s": 3600})})
-    engine = QAEngine(quiet, encoder)
-    try:
-        with_delta = _latency(engine, questions)
-        delta_state = local_index(s, encoder).delta_state()
-    finally:
-        engine.close()
+    with_delta = _latencies(quiet, encoder, questions)
+    delta_state = local_index(s, encoder).delta_state()
     # The follower again, now beside that delta: each new generation must not cost the
     # whole delta. (No merge meanwhile: the policy is lifted for this part.)
     no_merge = {"delta_max_chunks": 10**9, "delta_max_age_s": 1e9}
@@ -230,19 +245,24 @@ def _bench_tier(
     finally:
         engine.close()
     t0 = time.perf_counter()
-    report = local_index(s, encoder).merge()
-    merge_s = time.perf_counter() - t0
+    report = local_index(s, encoder).merge() if merge else None
+    merge_s = time.perf_counter() - t0 if merge else None
     return {
         "chunks": n,
         "commit_to_answerable_follower_s": _percentiles(follower),
         "commit_to_answerable_writer_s": _percentiles(writer),
         "commit_to_answerable_follower_with_delta_s": _percentiles(follower_with_delta),
-        "query_ms_no_delta": no_delta,
-        "query_ms_with_delta": with_delta,
+        "query_ms_no_delta": no_delta["cached"],
+        "query_ms_with_delta": with_delta["cached"],
         "delta_passages": delta_state.chunks if delta_state else 0,
-        "query_p50_ratio": round(with_delta["p50"] / no_delta["p50"], 3),
+        "query_p50_ratio": round(with_delta["cached"]["p50"] / no_delta["cached"]["p50"], 3),
+        "ask_encoded_ms_no_delta": no_delta["encoded"],
+        "ask_encoded_ms_with_delta": with_delta["encoded"],
+        "ask_encoded_p50_ratio": round(
+            with_delta["encoded"]["p50"] / no_delta["encoded"]["p50"], 3
+        ),
         "delta_catch_up_s": round(catch_up_s, 2),
-        "merge_s": round(merge_s, 2),
+        "merge_s": round(merge_s, 2) if merge_s is not None else None,
         "merged_chunks": report.chunks if report else None,
     }
 
@@ -267,6 +287,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=20, help="articles timed per path")
     parser.add_argument("--delta-chunks", type=int, default=10_000, help="the delta's size")
     parser.add_argument("--queries", type=int, default=60, help="questions timed per round")
+    parser.add_argument(
+        "--merge-max",
+        type=int,
+        default=None,
+        help="skip the merge on tiers above this many chunks (default: merge every tier)",
+    )
     args = parser.parse_args(argv)
     from akhbar.index.model_build import ensure_builtin_model
     from akhbar.service.qa import load_encoder
@@ -281,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         samples=args.samples,
         delta_chunks=args.delta_chunks,
         queries=args.queries,
+        merge_max=args.merge_max,
         out_dir=args.out_dir,
     )
     print(json.dumps(result["rows"], indent=1))

@@ -236,9 +236,12 @@ def _print_freshness(console: Console, res: dict) -> None:
             "follower beside the delta p50/p95 s": "{p50:.2f} / {p95:.2f}".format(
                 **r.get("commit_to_answerable_follower_with_delta_s", {"p50": 0, "p95": 0})
             ),
-            "ask p50 ms, no delta": r["query_ms_no_delta"]["p50"],
+            "ask p50 ms (vector cached), no delta": r["query_ms_no_delta"]["p50"],
             "with delta": r["query_ms_with_delta"]["p50"],
             "ratio": r["query_p50_ratio"],
+            "ask p50 ms (encoded), no delta": r.get("ask_encoded_ms_no_delta", {}).get("p50"),
+            "with delta ": r.get("ask_encoded_ms_with_delta", {}).get("p50"),
+            "ratio ": r.get("ask_encoded_p50_ratio"),
             "merge_s": r["merge_s"],
         }
         for r in res["rows"]

@@ -58,7 +58,7 @@ def recall_at_k(
     for q, t, s, g in zip(queries, truth, scores, got, strict=True):
         faiss_hits.append(len(t & set(g[:k].tolist())))
         ids = g[g >= 0]
-        rows_ = np.array([table.row_of(int(i)) for i in ids], np.int64)
+        rows_ = table.rows_of(ids)
         rescored = dense.exact_scores(rows_, q)
         order = np.argsort(-(s[g >= 0] if rescored is None else rescored), kind="stable")
         served_hits.append(len(t & set(ids[order[:k]].tolist())))

@@ -40,11 +40,15 @@ class ChunkTable:
     def __len__(self) -> int:
         return len(self.int_ids)
 
-    def row_of(self, int_id: int) -> int | None:
-        i = int(np.searchsorted(self._sorted_ids, int_id))
-        if i < len(self._sorted_ids) and self._sorted_ids[i] == int_id:
-            return int(self._order[i])
-        return None
+    def rows_of(self, int_ids: np.ndarray) -> np.ndarray:
+        """The rows of these FAISS ids, -1 for an id not in the table (one binary search
+        for them all: a question maps a hundred ids)."""
+        int_ids = np.asarray(int_ids, np.int64)
+        if len(self._sorted_ids) == 0:
+            return np.full(len(int_ids), -1, np.int64)
+        at = np.minimum(np.searchsorted(self._sorted_ids, int_ids), len(self._sorted_ids) - 1)
+        found = self._sorted_ids[at] == int_ids
+        return np.where(found, self._order[at], -1)
 
     def rows_of_articles(self, article_ids: Sequence[str]) -> np.ndarray:
         """The rows of these articles' chunks, ascending."""

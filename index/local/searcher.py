@@ -56,6 +56,7 @@ class LocalReader:
             )
 
         self.delta: DeltaView | None = None
+        self.lang_codes: np.ndarray = self.table.lang_codes  # the version's rows, then the delta's
         self._owner = True
 
     def with_delta(self, delta: DeltaView | None) -> LocalReader:
@@ -65,6 +66,9 @@ class LocalReader:
         reader.delta = delta if delta is not None and delta.state.generation else None
         reader._owner = False
         if reader.delta is not None:
+            reader.lang_codes = np.concatenate(
+                [self.table.lang_codes.astype(np.int64), reader.delta.lang_codes]
+            )
             gen = reader.delta.state.generation
             reader.version = f"{self.path.name}+{gen}"
             reader.manifest = {**self.manifest, "version": reader.version,
@@ -117,15 +121,11 @@ class LocalReader:
             wide = n_cand + (len(hidden) if allowed is None else 0)
             d_scores, d_ids = self.dense.search(q, wide, allowed)
             found = d_ids[0] >= 0
-            dense_of = {
-                row: float(score)
-                for row, score in zip(
-                    (self.table.row_of(i) for i in d_ids[0][found]),
-                    d_scores[0][found],
-                    strict=True,
-                )
-                if row is not None
-            }
+            rows = self.table.rows_of(d_ids[0][found])
+            known = rows >= 0
+            dense_of = dict(
+                zip(rows[known].tolist(), d_scores[0][found][known].tolist(), strict=True)
+            )
         lex_all = self.lexical.scores_in_passage_language(
             question,
             self.table.lang_codes,
@@ -138,21 +138,15 @@ class LocalReader:
                 dense_of.pop(r, None)
             lex_all[hidden] = 0.0
         n_main = len(self.table)
-        lang_codes = self.table.lang_codes
-        d_cos = None
+        lang_codes = self.lang_codes
         if delta is not None and d_mask is not None and not no_delta:
-            # The delta is small and exact: every allowed passage's cosine, one product.
-            d_cos = delta.cosines(query_vector)
+            d_rows, d_cos = delta.nearest(query_vector, d_mask, n_cand)
+            dense_of.update(zip((d_rows + n_main).tolist(), d_cos.tolist(), strict=True))
             d_lex = delta.lexical.scores(
                 question, delta.languages, self.lexical.stats, self.lexical.doc_freqs
             )
             d_lex[~d_mask] = 0.0
-            d_rows = np.flatnonzero(d_mask)
-            if len(d_rows) > n_cand:
-                d_rows = d_rows[np.argpartition(-d_cos[d_rows], n_cand)[:n_cand]]
-            dense_of.update(zip((d_rows + n_main).tolist(), d_cos[d_rows].tolist(), strict=True))
             lex_all = np.concatenate([lex_all, d_lex])
-            lang_codes = np.concatenate([lang_codes.astype(np.int64), delta.lang_codes])
         if len(dense_of) > n_cand:
             best = sorted(dense_of.items(), key=lambda kv: -kv[1])[:n_cand]
             dense_of = dict(best)
@@ -177,10 +171,10 @@ class LocalReader:
                 vecs = self.dense.reconstruct(self.table.int_ids[extra_main])
                 for r, v in zip(extra_main, vecs, strict=True):
                     dense_of[r] = float(v @ query_vector)
-        if d_cos is not None:
-            for r in extra:
-                if r >= n_main:
-                    dense_of[r] = float(d_cos[r - n_main])
+        extra_delta = np.array([r - n_main for r in extra if r >= n_main], np.int64)
+        if len(extra_delta):
+            cosines = delta.cosines(extra_delta, query_vector)  # type: ignore[union-attr]
+            dense_of.update(zip((extra_delta + n_main).tolist(), cosines.tolist(), strict=True))
         dense_arr = np.array([dense_of[int(r)] for r in rows_arr], np.float32)
         return rank(
             rows_arr,
