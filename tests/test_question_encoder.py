@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +67,41 @@ def served(models_dir: Path) -> QuestionEncoder:
     return QuestionEncoder(models_dir / "multilingual-e5-small")
 
 
-def test_served_questions_match_the_model(encoder, torch_encoder, questions) -> None:
+QueryVectors = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+
+
+@pytest.fixture(scope="module")
+def query_vectors(encoder, torch_encoder) -> QueryVectors:
+    """``query_vectors(texts)``: (served int8, reference fp32) vectors of questions, each
+    distinct question encoded once per module by each encoder, so the tests below do not
+    encode the questions they share (XQuAD's first es and en questions) twice."""
+    served: dict[str, np.ndarray] = {}
+    reference: dict[str, np.ndarray] = {}
+
+    def vectors(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        new = [t for t in dict.fromkeys(texts) if t not in served]
+        if new:
+            served.update(zip(new, encoder.encode_queries(new), strict=True))
+            reference.update(zip(new, torch_encoder.encode_queries(new), strict=True))
+        return np.stack([served[t] for t in texts]), np.stack([reference[t] for t in texts])
+
+    return vectors
+
+
+@pytest.fixture(scope="module")
+def spanish_paragraphs(torch_encoder) -> tuple[list[str], np.ndarray]:
+    """XQuAD's 240 Spanish paragraphs (ids, reference vectors): the pool that questions in
+    both languages search, encoded once."""
+    bench = load_xquad("es", "es", data_dir=BUNDLED_DIR / "xquad")
+    doc_ids = list(bench.docs)
+    return doc_ids, torch_encoder.encode_passages([bench.docs[d][0] for d in doc_ids])
+
+
+def test_served_questions_match_the_model(encoder, query_vectors: QueryVectors, questions) -> None:
     texts = [q for v in questions.values() for q in v]
     assert len(texts) >= 1000 and all(len(v) >= 250 for v in questions.values())
-    cos = np.sum(encoder.encode_queries(texts) * torch_encoder.encode_queries(texts), axis=1)
+    served_vecs, reference_vecs = query_vectors(texts)
+    cos = np.sum(served_vecs * reference_vecs, axis=1)
     assert cos.mean() >= 0.995, f"mean cosine {cos.mean():.4f}"
     worst = int(np.argmin(cos))
     assert cos[worst] >= 0.985, f"cosine {cos[worst]:.4f} for {texts[worst]!r}"
@@ -80,22 +112,29 @@ def test_served_questions_match_the_model(encoder, torch_encoder, questions) -> 
 
 
 @pytest.mark.parametrize("query_language", ["es", "en"])
-def test_xquad_retrieval_quality_kept(encoder, torch_encoder, query_language: str) -> None:
+def test_xquad_retrieval_quality_kept(
+    query_vectors: QueryVectors,
+    spanish_paragraphs: tuple[list[str], np.ndarray],
+    query_language: str,
+) -> None:
+    # Every question (1,190), paired: the same questions ranked with the served and the
+    # reference vectors. Per-question nDCG@10 differs on 22 (es) and 35 (en) of them, so the
+    # paired mean difference has a standard error of about 0.0012 and 0.003 is 2.5 of
+    # them. On a 300-question subset the standard error is about 0.002 and a real en
+    # subset already differed by 0.003 with no loss at all: fewer questions would mean a
+    # looser bound, one that misses the loss this test is for.
+    doc_ids, docs = spanish_paragraphs
     bench = load_xquad(query_language, "es", data_dir=BUNDLED_DIR / "xquad")
-    doc_ids = list(bench.docs)
-    docs = torch_encoder.encode_passages([bench.docs[d][0] for d in doc_ids])
+    assert list(bench.docs) == doc_ids and len(bench.queries) == 1190
     qids = list(bench.queries)
-    texts = [bench.queries[q][0] for q in qids]
+    served_vecs, reference_vecs = query_vectors([bench.queries[q][0] for q in qids])
 
     def ndcg(qvecs: np.ndarray) -> float:
         top = np.argsort(-(qvecs @ docs.T), axis=1)[:, :10]
         run = {q: [doc_ids[i] for i in row] for q, row in zip(qids, top, strict=True)}
         return m.mean(m.ndcg_at_k(run, bench.qrels, 10))
 
-    served, reference = (
-        ndcg(encoder.encode_queries(texts)),
-        ndcg(torch_encoder.encode_queries(texts)),
-    )
+    served, reference = ndcg(served_vecs), ndcg(reference_vecs)
     assert abs(served - reference) <= 0.003, (served, reference)
 
 
