@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,14 +23,50 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield home
 
 
+def refuse_network(mp: pytest.MonkeyPatch, attempts: list[object]) -> None:
+    """Refuse every IPv4/IPv6 connection, recording its address in ``attempts`` (a library
+    may catch the error and carry on, so tests check the list), and unset the offline
+    switches so that nothing passes only because they are set."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            attempts.append(address)
+            raise OSError(f"network access attempted: {address}")
+        return real_connect(self, address)
+
+    mp.setattr(socket.socket, "connect", guarded)
+    mp.setattr(socket, "create_connection", lambda *a, **k: guarded(socket.socket(), a))
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        mp.delenv(var, raising=False)
+
+
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built offline model, built once per test session (never downloaded)."""
+def model_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[object]]:
+    """The offline model, built once per test session with the network refused: (models
+    dir, connections the build attempted). test_model checks that there were none."""
     from akhbar.index.model_build import ensure_builtin_model
 
     d = tmp_path_factory.mktemp("models")
-    ensure_builtin_model(d)
-    return d
+    attempts: list[object] = []
+    with pytest.MonkeyPatch.context() as mp:
+        refuse_network(mp, attempts)
+        ensure_builtin_model(d)
+    return d, attempts
+
+
+@pytest.fixture(scope="session")
+def models_dir(model_build: tuple[Path, list[object]]) -> Path:
+    """The built offline model, built once per test session (never downloaded)."""
+    return model_build[0]
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The network refused for this test; the connections it attempted (see refuse_network)."""
+    attempts: list[object] = []
+    refuse_network(monkeypatch, attempts)
+    return attempts
 
 
 @pytest.fixture(scope="session")

