@@ -108,7 +108,9 @@ def test_bf16_close_to_fp32(models_dir: Path, encoder) -> None:
     bf16 = SentenceTransformerEncoder(
         "builtin:multilingual-e5-small", models_dir=models_dir, precision="bf16"
     )
-    texts = [s for v in real_sentences(8).values() for s in v]
+    # Three sentences per language: without native bf16 (AMX, AVX512-BF16) PyTorch emulates
+    # it at about 0.4 s a sentence on two cores, and a broken bf16 path shows on any text.
+    texts = [s for v in real_sentences(3).values() for s in v]
     cos = np.sum(bf16.encode_passages(texts) * encoder.encode_passages(texts), axis=1)
     assert cos.min() >= 0.99, cos.min()
 
