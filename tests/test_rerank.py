@@ -301,9 +301,16 @@ POOL = [
 ]
 
 
+@pytest.fixture(scope="module")
+def pool_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One embedding cache for both variants below: the pool's passages and sentences are
+    encoded once (the cache keeps float32, so the second build reads the same vectors)."""
+    return tmp_path_factory.mktemp("rerank_pool") / "cache.sqlite3"
+
+
 @pytest.mark.parametrize("second_view", [False, True])
 def test_the_rerank_finds_the_spanish_paragraph_of_english_questions(
-    encoder, tmp_path: Path, second_view: bool
+    encoder, pool_cache: Path, second_view: bool
 ) -> None:
     bench = load_xquad("en", "es", data_dir=BUNDLED_DIR / "xquad")
     articles = [
@@ -311,13 +318,13 @@ def test_the_rerank_finds_the_spanish_paragraph_of_english_questions(
     ]
     index = MemoryIndex(
         encoder,
-        cache_path=tmp_path / "cache.sqlite3",
+        cache_path=pool_cache,
         chunking=ChunkingParams(max_chars=100_000, overlap_sentences=0, second_view=second_view),
         fusion=FusionParams(),
     )
     index.build(articles, corpus_checksum="x")
     reader = index.open()
-    view = SecondView.open(tmp_path / "cache.sqlite3") if second_view else None
+    view = SecondView.open(pool_cache) if second_view else None
     before, after = [], []
     for question, gold in CASES.items():
         q = encoder.encode_queries([question])[0]
