@@ -172,8 +172,8 @@ class LocalReader:
                 for r, v in zip(extra_main, vecs, strict=True):
                     dense_of[r] = float(v @ query_vector)
         extra_delta = np.array([r - n_main for r in extra if r >= n_main], np.int64)
-        if len(extra_delta):
-            cosines = delta.cosines(extra_delta, query_vector)  # type: ignore[union-attr]
+        if delta is not None and len(extra_delta):
+            cosines = delta.cosines(extra_delta, query_vector)
             dense_of.update(zip((extra_delta + n_main).tolist(), cosines.tolist(), strict=True))
         dense_arr = np.array([dense_of[int(r)] for r in rows_arr], np.float32)
         return rank(
