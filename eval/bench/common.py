@@ -37,6 +37,18 @@ def sample_passages(limit: int | None = None, max_chars: int = 700) -> list[str]
     return texts[:limit] if limit else texts
 
 
+def served_figures(served: dict) -> dict[str, float]:
+    """A serving worker's (``scale_worker serve``) memory and latency, as one table row."""
+    return {
+        "rss_loaded_mb": served["rss_loaded_mb"],
+        "rss_after_queries_mb": served["rss_after_queries_mb"],
+        "search_p50_ms": served["search"]["p50_ms"],
+        "search_p95_ms": served["search"]["p95_ms"],
+        "ask_p50_ms": served["ask"]["p50_ms"],
+        "ask_p95_ms": served["ask"]["p95_ms"],
+    }
+
+
 def run_worker(module: str, *args: str, env: dict[str, str] | None = None) -> dict:
     """Run ``python -m module args`` and parse its last stdout line as JSON.
 

@@ -19,7 +19,6 @@ embedding cache are) runs it without the CLI; writes eval/results/bench/postgres
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -32,16 +31,23 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from akhbar.eval.bench.common import RESULTS_DIR, bench_settings, machine, run_worker
+from akhbar.eval.bench.common import (
+    RESULTS_DIR,
+    bench_settings,
+    machine,
+    run_worker,
+    served_figures,
+)
 from akhbar.eval.bench.questions import eval_set_questions
 from akhbar.eval.bench.scale import bench_scale
-from akhbar.eval.bench.server import _env
+from akhbar.eval.bench.server import server_env
 from akhbar.eval.bench.synthetic import (
     BLOCK,
     SIGMA,
     Base,
     PerturbedEncoder,
     SynthVectors,
+    fill_store,
     sample_base,
     tier_articles,
 )
@@ -129,10 +135,7 @@ def bench_tier(
     articles = list(tier_articles(base, n, chunking.max_chars))
     t0 = time.perf_counter()
     with PostgresStore(url, namespace=namespace) as store:
-        with store.transaction() as conn:
-            for a in articles:
-                digest = hashlib.sha256(a.text.encode("utf-8")).hexdigest()
-                store.put_article(conn, a, content_hash=digest, signature=None)
+        fill_store(store, articles)
         store_seq = store.change_seq()
     store_s = time.perf_counter() - t0
     marks: dict[str, float] = {}
@@ -166,7 +169,7 @@ def bench_tier(
     sizes = _sizes(url, namespace, generation)
     s = bench_settings(settings, home, backend="postgres")
     env = {
-        **_env(s),
+        **server_env(s),
         "AKHBAR_BACKEND": "postgres",
         "AKHBAR_DATABASE_URL": url,
         "AKHBAR_POSTGRES__NAMESPACE": namespace,
@@ -188,12 +191,7 @@ def bench_tier(
         "hybrid_p50_ms": round(float(np.percentile(latencies, 50)), 1),
         "hybrid_p95_ms": round(float(np.percentile(latencies, 95)), 1),
         "hybrid_qps_1thread": round(1000 / float(np.mean(latencies)), 1),
-        "rss_loaded_mb": served["rss_loaded_mb"],
-        "rss_after_queries_mb": served["rss_after_queries_mb"],
-        "search_p50_ms": served["search"]["p50_ms"],
-        "search_p95_ms": served["search"]["p95_ms"],
-        "ask_p50_ms": served["ask"]["p50_ms"],
-        "ask_p95_ms": served["ask"]["p95_ms"],
+        **served_figures(served),
     }
 
 

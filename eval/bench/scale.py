@@ -11,9 +11,15 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from akhbar.eval.bench.common import RESULTS_DIR, dir_size_mb, run_worker, write_result
+from akhbar.eval.bench.common import (
+    RESULTS_DIR,
+    dir_size_mb,
+    run_worker,
+    served_figures,
+    write_result,
+)
 from akhbar.eval.bench.questions import eval_set_questions
-from akhbar.eval.bench.server import _env
+from akhbar.eval.bench.server import server_env
 from akhbar.eval.bench.synthetic import (
     BLOCK,
     SIGMA,
@@ -73,7 +79,7 @@ def _worker(mode: str, settings: Settings, questions: list[str]) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8") as fh:
         json.dump(questions, fh, ensure_ascii=False)
         fh.flush()
-        return run_worker("akhbar.eval.bench.scale_worker", mode, fh.name, env=_env(settings))
+        return run_worker("akhbar.eval.bench.scale_worker", mode, fh.name, env=server_env(settings))
 
 
 def bench_scale(
@@ -117,15 +123,10 @@ def bench_scale(
                     "store_fill_s": tier.store_fill_s,
                     "index_mb": dir_size_mb(Path(s.index_dir) / "versions" / tier.version),
                     "store_mb": s.store_path.stat().st_size / 2**20,
-                    "rss_loaded_mb": served["rss_loaded_mb"],
-                    "rss_after_queries_mb": served["rss_after_queries_mb"],
+                    **served_figures(served),
                     "rss_anon_after_queries_mb": served["rss_anon_after_queries_mb"],
                     "rss_file_after_queries_mb": served["rss_file_after_queries_mb"],
                     "peak_rss_mb": served["peak_rss_mb"],
-                    "search_p50_ms": served["search"]["p50_ms"],
-                    "search_p95_ms": served["search"]["p95_ms"],
-                    "ask_p50_ms": served["ask"]["p50_ms"],
-                    "ask_p95_ms": served["ask"]["p95_ms"],
                     **recall_at_k(tier, base, qvecs, fusion_params(s).candidates),
                 }
             )

@@ -54,7 +54,7 @@ def _wait_ready(base: str, proc: subprocess.Popen | None = None, log: Path | Non
     raise TimeoutError(f"server at {base} not ready after {READY_TIMEOUT_S:.0f} s")
 
 
-def _env(settings: Settings) -> dict[str, str]:
+def server_env(settings: Settings) -> dict[str, str]:
     """The settings a subprocess server needs, as the AKHBAR_* variables it reads."""
     env = {
         "AKHBAR_HOME": str(settings.home),
@@ -103,7 +103,7 @@ def serve(settings: Settings, engine: QAEngine | None = None) -> Iterator[Served
     # stderr to a file, not a pipe: a pipe nobody reads would block a chatty server.
     with tempfile.NamedTemporaryFile(prefix="akhbar-bench-server-", suffix=".log") as log:
         proc = subprocess.Popen(
-            cmd, env={**os.environ, **_env(settings)}, stdout=subprocess.DEVNULL, stderr=log
+            cmd, env={**os.environ, **server_env(settings)}, stdout=subprocess.DEVNULL, stderr=log
         )
         try:
             _wait_ready(base, proc, Path(log.name))

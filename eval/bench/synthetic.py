@@ -25,7 +25,7 @@ from akhbar.corpus.chunking import chunk_article
 from akhbar.corpus.ingest import ingest
 from akhbar.corpus.models import Article
 from akhbar.corpus.sources import iter_sources
-from akhbar.corpus.store import Store
+from akhbar.corpus.store import ArticleStore, Store
 from akhbar.eval.bench.common import bench_settings
 from akhbar.index.cache import EmbeddingCache
 from akhbar.index.encoder import Encoder
@@ -194,8 +194,9 @@ class Tier:
         )
 
 
-def _fill_store(settings: Settings, articles: list[Article]) -> None:
-    with Store(settings.store_path) as store, store.transaction() as conn:
+def fill_store(store: ArticleStore, articles: list[Article]) -> None:
+    """The tier's articles, in one transaction (either store engine)."""
+    with store.transaction() as conn:
         for a in articles:
             digest = hashlib.sha256(a.text.encode("utf-8")).hexdigest()
             store.put_article(conn, a, content_hash=digest, signature=None)
@@ -233,7 +234,8 @@ def ensure_tier(
     )
     articles = list(tier_articles(base, n, chunking_params(s).max_chars))
     t0 = time.perf_counter()
-    _fill_store(s, articles)
+    with Store(s.store_path) as store:
+        fill_store(store, articles)
     fill_s = time.perf_counter() - t0
     fake = PerturbedEncoder(encoder, SynthVectors(base.vectors, sigma, seed), n)
     t0 = time.perf_counter()
