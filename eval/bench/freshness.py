@@ -6,8 +6,8 @@ Per scale tier (``synthetic.py``; its own copy under the work dir, since this be
   notices, encodes and publishes the delta), and the writer indexes at once (what the API
   and `akhbar ingest` do). Measured from the commit to the first ``ask`` whose top 10
   holds the article, asking every 10 ms.
-- question latency (``QAEngine.ask``, question vectors cached so the index dominates)
-  without a delta and with a delta of ``delta_chunks`` passages;
+- question latency (``QAEngine.ask``) of the version alone and of the version beside a
+  delta of ``delta_chunks`` passages, the two asked in turn question by question;
 - the merge of that delta into a new version.
 
 The delta's passages come from the tier's synthetic vectors (no encoding, as the tier
@@ -46,6 +46,7 @@ from akhbar.eval.bench.synthetic import (
     sample_base,
     tier_articles,
 )
+from akhbar.index.base import IndexBackend
 from akhbar.index.encoder import Encoder
 from akhbar.index.local.delta import DIRNAME
 from akhbar.pipeline import chunking_params, local_index
@@ -98,28 +99,59 @@ def _until_answered(engine: QAEngine, article: Article, question: str, t0: float
     return time.perf_counter() - t0
 
 
-def _latency(engine: QAEngine, questions: list[str], rounds: int = 3) -> dict[str, float]:
-    for q in questions:  # warm: question vectors cached (unless the engine keeps none)
-        engine.ask(q, 5)
-    took = []
-    for _ in range(rounds):
-        for q in questions:
-            t0 = time.perf_counter()
-            engine.ask(q, 5)
-            took.append((time.perf_counter() - t0) * 1000)
-    return _percentiles(took)
+class _Pinned:
+    """A backend that serves one fixed version name (``v0003``: the version alone;
+    ``v0003+7``: beside that delta generation) whatever the home's current one is, so
+    that the two states can be asked in turn."""
+
+    def __init__(self, backend: IndexBackend, version: str) -> None:
+        self._backend, self._version = backend, version
+
+    def current_version(self) -> str:
+        return self._version
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._backend, name)
 
 
-def _latencies(settings: Settings, encoder: Encoder, questions: list[str]) -> dict[str, dict]:
-    """Ask latency with each question's vector cached (the index and answer layer alone)
-    and with it encoded on every ask (what a first-time question costs end to end)."""
-    out = {}
-    for name, cache in (("cached", 1024), ("encoded", 0)):
-        engine = QAEngine(settings, encoder, question_cache=cache)
+def _engine(settings: Settings, encoder: Encoder, version: str, cache: int) -> QAEngine:
+    engine = QAEngine(settings, encoder, question_cache=cache)
+    engine.index = _Pinned(engine.index, version)  # type: ignore[assignment]
+    return engine
+
+
+def _latencies(
+    settings: Settings,
+    encoder: Encoder,
+    questions: list[str],
+    states: dict[str, str],
+    rounds: int = 3,
+) -> dict[str, dict]:
+    """Ask latency in each of ``states`` (name -> version served), the states asked in
+    turn, question by question, in an order that alternates (A B, then B A), so that no
+    state gets the warmer caches or the quieter minute. Two ways: with each question's
+    vector cached (the index and answer layer alone) and with it encoded on every ask
+    (what a first-time question costs end to end)."""
+    out: dict[str, dict] = {}
+    for way, cache in (("cached", 1024), ("encoded", 0)):
+        engines = {name: _engine(settings, encoder, v, cache) for name, v in states.items()}
+        took: dict[str, list[float]] = {name: [] for name in states}
         try:
-            out[name] = _latency(engine, questions)
+            order = list(engines)
+            for q in questions:  # warm: question vectors cached (unless the engine keeps none)
+                for engine in engines.values():
+                    engine.ask(q, 5)
+            for r in range(rounds):
+                for i, q in enumerate(questions):
+                    for name in order if (r + i) % 2 == 0 else order[::-1]:
+                        t0 = time.perf_counter()
+                        engines[name].ask(q, 5)
+                        took[name].append((time.perf_counter() - t0) * 1000)
         finally:
-            engine.close()
+            for engine in engines.values():
+                engine.close()
+        for name in states:
+            out.setdefault(name, {})[way] = _percentiles(took[name])
     return out
 
 
@@ -174,9 +206,11 @@ def bench_freshness(
         "catch-up (no encoding). 'follower_with_delta': the follower again beside that "
         "delta (merge policy lifted). Fresh articles carry a mark of the run, so they are "
         "encoded (never found in the cache an earlier run filled); the passage model is "
-        "loaded before timing. Query latency: QAEngine.ask, question vectors cached "
-        "('query_ms': the index and answer layer alone) or encoded on every ask "
-        "('ask_encoded_ms': a first-time question, end to end in process). "
+        "loaded before timing. Query latency: QAEngine.ask of the version alone and of the "
+        "version beside the delta, asked in turn question by question (A B, then B A), "
+        "question vectors cached ('query_ms': the index and answer layer alone) or "
+        "encoded on every ask ('ask_encoded_ms': a first-time question, end to end in "
+        "process). "
         "load_avg_1m before/after: the machine is shared with other work.",
     }
     write_result("freshness", result, out_dir)
@@ -200,7 +234,6 @@ def _bench_tier(
         engine.ready()
         # The passage model is loaded on a process's first write, once: not a freshness.
         engine.encoder.encode_passages(["Dépêche de mise en route."])
-        no_delta = _latencies(s, encoder, questions)
         with Store(s.store_path) as other:  # another writer's connection
             for i in range(samples):
                 article = _fresh(base.articles, 2 * i, run)
@@ -226,9 +259,15 @@ def _bench_tier(
         whole_passages = replace(chunking_params(s), sentence_vectors=False, second_view=False)
         local_index(s, synth, whole_passages).catch_up(store)  # type: ignore[arg-type]
         catch_up_s = time.perf_counter() - t0
-    quiet = s.model_copy(update={"local": s.local.model_copy(update={"delta_poll_s": 3600})})
-    with_delta = _latencies(quiet, encoder, questions)
     delta_state = local_index(s, encoder).delta_state()
+    assert delta_state is not None
+    quiet = s.model_copy(update={"local": s.local.model_copy(update={"delta_poll_s": 3600})})
+    both = {
+        "no_delta": delta_state.base,
+        "with_delta": f"{delta_state.base}+{delta_state.generation}",
+    }
+    lat = _latencies(quiet, encoder, questions, both)
+    no_delta, with_delta = lat["no_delta"], lat["with_delta"]
     # The follower again, now beside that delta: each new generation must not cost the
     # whole delta. (No merge meanwhile: the policy is lifted for this part.)
     no_merge = {"delta_max_chunks": 10**9, "delta_max_age_s": 1e9}
