@@ -252,6 +252,61 @@ def test_bm25_reads_postings_from_the_primary_key_alone(
         index.close()
 
 
+def test_bm25_stops_reading_common_terms_once_the_top_is_decided(
+    pg_settings: Settings, encoder, articles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lexical side reads a question's terms rarest first and stops reading whole
+    postings once the unread terms cannot lift an unseen passage into the top (MaxScore).
+    Its best ``top`` and the scores of the keys it is given (the dense candidates) are
+    exactly those of reading every posting; read term by term, it stops early on a
+    good share of the eval set's questions."""
+    import numpy as np
+
+    from akhbar.eval.bench.questions import eval_set_questions
+    from akhbar.index.postgres import reader as pg_reader
+    from akhbar.index.postgres.pool import connection
+
+    index = backend(pg_settings, encoder)
+    try:
+        reader = index.open(index.build(articles, corpus_checksum="a").version)
+        monkeypatch.setattr(pg_reader, "_READ_BATCH", 1)  # one term per read
+        whole: list[bool] = []
+        read = reader._postings_of
+
+        def counted(conn, terms, keys=None):
+            whole.append(keys is None)
+            return read(conn, terms, keys)
+
+        monkeypatch.setattr(reader, "_postings_of", counted)
+        questions = eval_set_questions(60)
+        cut, cases = 0, 0
+        with connection(reader._pool) as conn:
+            for question in questions:
+                q_terms = reader._question_terms(question)
+                full = reader._bm25(conn, q_terms)
+                if full is None:
+                    continue
+                keys, scores, _ = full
+                ranked = np.lexsort((keys, -scores))
+                for top in (1, 3, 10):
+                    also = keys[::5]
+                    whole.clear()
+                    got = reader._bm25(conn, q_terms, top=top, also=also)
+                    assert got is not None
+                    g_keys, g_scores, _ = got
+                    best = np.lexsort((g_keys, -g_scores))[:top]
+                    assert g_keys[best].tolist() == keys[ranked[:top]].tolist(), question
+                    assert g_scores[best].tolist() == scores[ranked[:top]].tolist(), question
+                    at = np.searchsorted(g_keys, also)
+                    assert g_scores[at].tolist() == scores[np.searchsorted(keys, also)].tolist()
+                    cases += 1
+                    cut += not all(whole)
+        # On 30 articles the terms' idfs are close, so many questions need every term.
+        assert cases >= 100 and cut >= cases // 5, (cut, cases)
+    finally:
+        index.close()
+
+
 def test_two_processes_backends_share_one_index(pg_settings: Settings, encoder, articles) -> None:
     """Two backends on one schema, as two API nodes hold them: a write through one is
     answerable through the other as soon as it commits, a delete as well."""

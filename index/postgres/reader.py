@@ -37,6 +37,44 @@ _BM25 = bm25s.BM25()
 K1, B = float(_BM25.k1), float(_BM25.b)
 
 
+# Postings read in one query while choosing which terms to read whole: the rarest terms
+# together, the common ones one by one.
+_READ_BATCH = 20_000
+# Stops early only when the unread terms fall short by more than rounding could explain.
+_SAFE = 1 - 1e-9
+
+# A term's contribution in one language: (term, language code, keys, scores).
+_Part = tuple[str, int, np.ndarray, np.ndarray]
+
+
+def _summed(parts: list[_Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys ascending, summed scores, language codes) of these contributions, summed in
+    (term, language) order: the same floats whichever order the terms were read in."""
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int64)
+    parts = sorted(parts, key=lambda p: (p[0], p[1]))
+    keys, inverse = np.unique(np.concatenate([p[2] for p in parts]), return_inverse=True)
+    scores = np.bincount(
+        inverse, weights=np.concatenate([p[3] for p in parts]), minlength=len(keys)
+    )
+    langs = np.zeros(len(keys), np.int64)
+    langs[inverse] = np.concatenate([np.full(len(p[2]), p[1], np.int64) for p in parts])
+    return keys, scores, langs
+
+
+def _found(
+    scored: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    return scored if len(scored[0]) else None
+
+
+def _kth(scores: np.ndarray, k: int) -> float:
+    """The k-th best of ``scores`` (0 with fewer)."""
+    if len(scores) < k:
+        return 0.0
+    return float(np.partition(scores, len(scores) - k)[len(scores) - k])
+
+
 def _where(filters: Filters) -> tuple[sql.Composable, dict]:
     """The version's live rows (``%(seq)s``) that the filters allow, on alias ``c``."""
     parts = [sql.SQL("c.added <= %(seq)s AND (c.removed IS NULL OR c.removed > %(seq)s)")]
@@ -152,22 +190,22 @@ class PostgresReader:
     def _lexical(self, conn, question, filters, where, params, dense_rows) -> list[tuple]:
         """(key, BM25, language, among the lexical top, cosine) for the lexical side's best
         ``n_cand`` and for the dense candidates (their BM25, for the fusion)."""
-        q_terms: dict[str, list[tuple[int, float]]] = {}  # term -> (language code, count)
-        for code, language in enumerate(self._languages, start=1):
-            counts: dict[str, int] = {}
-            for term in analyze_cached(question, language):
-                counts[term] = counts.get(term, 0) + 1
-            for term, n in counts.items():
-                q_terms.setdefault(term, []).append((code, float(n)))
+        q_terms = self._question_terms(question)
         if not q_terms:
             return []
-        scored = self._bm25(conn, q_terms)
+        n_cand = int(params["n"])
+        dense = np.array([int(r[0]) for r in dense_rows], np.int64)
+        # With filters the whole ranking is read, to walk it down to what they allow.
+        scored = (
+            self._bm25(conn, q_terms)
+            if filters != NO_FILTERS
+            else self._bm25(conn, q_terms, top=n_cand, also=dense)
+        )
         if scored is None:
             return []
         keys, scores, langs = scored
         # Best first, ties by key, as the reference ranks them.
         order = np.lexsort((keys, -scores))
-        n_cand = int(params["n"])
         if filters != NO_FILTERS:
             top = self._allowed(conn, keys[order], where, params, n_cand)
         else:
@@ -187,7 +225,6 @@ class PostgresReader:
             (k, float(scores[i]), names[langs[i]], True, cosines[k])
             for k, i in zip(top.tolist(), at.tolist(), strict=True)
         ]
-        dense = np.array([int(r[0]) for r in dense_rows], np.int64)
         at = np.minimum(np.searchsorted(keys, dense), len(keys) - 1)
         found = keys[at] == dense
         out += [
@@ -196,49 +233,132 @@ class PostgresReader:
         ]
         return out
 
-    def _bm25(
-        self, conn, q_terms: dict[str, list[tuple[int, float]]]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(keys, BM25 scores, language codes) of every live passage sharing a term with
-        the question (analysed in each language; a passage scores the terms of its own).
+    def _question_terms(self, question: str) -> dict[str, list[tuple[int, float]]]:
+        """term -> (language code, count) of the question analysed in each language."""
+        q_terms: dict[str, list[tuple[int, float]]] = {}
+        for code, language in enumerate(self._languages, start=1):
+            counts: dict[str, int] = {}
+            for term in analyze_cached(question, language):
+                counts[term] = counts.get(term, 0) + 1
+            for term, n in counts.items():
+                q_terms.setdefault(term, []).append((code, float(n)))
+        return q_terms
 
-        Each term's live postings come back as one row of packed arrays, read from the
-        covering primary key (an index-only scan where the pages are all-visible), and are
-        scored here: the database does no join or aggregation per posting."""
-        rows = conn.execute(
+    def _bm25(
+        self,
+        conn,
+        q_terms: dict[str, list[tuple[int, float]]],
+        top: int | None = None,
+        also: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(keys, BM25 scores, language codes), keys ascending, of the live passages
+        sharing a term with the question (analysed in each language; a passage scores the
+        terms of its own language).
+
+        Without ``top``: every such passage. With it: only those the fused ranking needs,
+        each with its exact score: the best ``top`` and those of ``also``. The terms are
+        read rarest first (highest possible contribution first, MaxScore): once the
+        contributions the unread terms could still add together fall below the ``top``-th
+        best score so far, no passage outside the ones seen can reach the top, and the
+        unread terms' postings are looked up for the passages that still can (and
+        ``also``'s) through the primary key, instead of read whole. At 100k passages a
+        common word has tens of thousands of postings; the rare words of a question
+        decide its top.
+
+        Postings come back as one row of packed arrays per term, read from the covering
+        primary key (an index-only scan where the pages are all-visible), and are scored
+        here: the database does no join or aggregation per posting."""
+        if top is None:
+            rows = self._postings_of(conn, sorted(q_terms))
+            idf = {term: self._idf(df) for term, df, *_ in rows}
+            return _found(_summed(self._scored(rows, q_terms, idf)))
+        dfs = dict(
+            conn.execute(
+                sql.SQL(
+                    "SELECT term, count(*) FROM {} WHERE term = ANY(%(terms)s) "
+                    "AND added <= %(seq)s AND (removed IS NULL OR removed > %(seq)s) "
+                    "GROUP BY term"
+                ).format(self._postings),
+                {"terms": sorted(q_terms), "seq": self.seq},
+            ).fetchall()
+        )
+        if not dfs:
+            return None
+        idf = {term: self._idf(df) for term, df in dfs.items()}
+        # tf / (tf + norm) < 1: a term adds at most its idf times its count in the question.
+        bound = {term: idf[term] * max(n for _, n in q_terms[term]) for term in dfs}
+        order = sorted(dfs, key=lambda term: (-bound[term], term))
+        parts: list[_Part] = []
+        read = 0
+        while read < len(order):
+            batch = [order[read]]
+            size = dfs[order[read]]
+            read += 1
+            while read < len(order) and size + dfs[order[read]] <= _READ_BATCH:
+                size += dfs[order[read]]
+                batch.append(order[read])
+                read += 1
+            parts += self._scored(self._postings_of(conn, batch), q_terms, idf)
+            unread = sum(bound[term] for term in order[read:])
+            keys, scores, _ = _summed(parts)
+            if read < len(order) and len(keys) >= top and unread < _kth(scores, top) * _SAFE:
+                break
+        rest = order[read:]
+        if not rest:
+            return _found(_summed(parts))
+        # Passages whose score could still reach the top with every unread term, and
+        # ``also``'s: their unread terms' postings, through the primary key.
+        keys, scores, _ = _summed(parts)
+        need = keys[scores + unread >= _kth(scores, top) * _SAFE]
+        if also is not None:
+            need = np.union1d(need, also)
+        parts += self._scored(self._postings_of(conn, rest, need), q_terms, idf)
+        keys, scores, langs = _summed(parts)
+        keep = np.isin(keys, need)
+        return _found((keys[keep], scores[keep], langs[keep]))
+
+    def _idf(self, df: int) -> float:
+        """bm25s's (Lucene's) idf over the version's passages, df counted over them all."""
+        docs = float(self._passages)
+        return float(np.log(1 + (docs - df + 0.5) / (df + 0.5)))
+
+    def _postings_of(
+        self, conn, terms: Sequence[str], keys: np.ndarray | None = None
+    ) -> list[tuple]:
+        """(term, postings, keys, tf, tokens, language codes) of these terms' live
+        postings (of these passages only, with ``keys``), the arrays packed."""
+        on_keys = sql.SQL("" if keys is None else "AND key = ANY(%(keys)s) ")
+        return conn.execute(
             sql.SQL(
                 "SELECT term, count(*), string_agg(int8send(key), ''), "
                 "string_agg(int4send(tf), ''), string_agg(int4send(tokens), ''), "
                 "string_agg(int2send(coalesce(array_position(%(langs)s::text[], language), 0)"
-                "::int2), '') FROM {} WHERE term = ANY(%(terms)s) AND added <= %(seq)s "
+                "::int2), '') FROM {} WHERE term = ANY(%(terms)s) {}AND added <= %(seq)s "
                 "AND (removed IS NULL OR removed > %(seq)s) GROUP BY term"
-            ).format(self._postings),
-            {"langs": self._languages, "terms": sorted(q_terms), "seq": self.seq},
+            ).format(self._postings, on_keys),
+            {
+                "langs": self._languages,
+                "terms": list(terms),
+                "seq": self.seq,
+                "keys": None if keys is None else keys.tolist(),
+            },
         ).fetchall()
-        parts_k, parts_s, parts_l = [], [], []
-        docs = float(self._passages)
-        for term, df, k_buf, tf_buf, tok_buf, lang_buf in rows:
+
+    def _scored(
+        self, rows: list[tuple], q_terms: dict[str, list[tuple[int, float]]], idf: dict
+    ) -> list[_Part]:
+        parts = []
+        for term, _, k_buf, tf_buf, tok_buf, lang_buf in rows:
             keys = np.frombuffer(k_buf, ">i8").astype(np.int64)
             tf = np.frombuffer(tf_buf, ">i4").astype(np.float64)
             tokens = np.frombuffer(tok_buf, ">i4").astype(np.float64)
             lang = np.frombuffer(lang_buf, ">i2").astype(np.int64)
-            # bm25s's (Lucene's) idf over the version's passages, df counted over them all.
-            idf = np.log(1 + (docs - df + 0.5) / (df + 0.5))
             part = tf / (K1 * ((1 - B) + B * tokens / self._avg_tokens) + tf)
             for code, n in q_terms[term]:
                 mine = lang == code
                 if mine.any():
-                    parts_k.append(keys[mine])
-                    parts_s.append(n * idf * part[mine])
-                    parts_l.append(lang[mine])
-        if not parts_k:
-            return None
-        all_keys = np.concatenate(parts_k)
-        keys, inverse = np.unique(all_keys, return_inverse=True)
-        scores = np.bincount(inverse, weights=np.concatenate(parts_s), minlength=len(keys))
-        langs = np.zeros(len(keys), np.int64)
-        langs[inverse] = np.concatenate(parts_l)
-        return keys, scores, langs
+                    parts.append((term, code, keys[mine], n * idf[term] * part[mine]))
+        return parts
 
     def _allowed(self, conn, ranked: np.ndarray, where, params, n: int) -> np.ndarray:
         """The first ``n`` of ``ranked`` (keys, best first) that the filters allow, read in
