@@ -257,6 +257,7 @@ class PostgresIndex:
         if progress:
             progress("write", 0, len(rows))
         passages, tokens, languages = gen.insert(conn, number, rows, 0)
+        gen.create_indexes(conn, number)
         if progress:
             progress("write", len(rows), len(rows))
         if hnsw:

@@ -44,6 +44,8 @@ def vector_literal(v: np.ndarray) -> str:
 
 
 def create(conn: psycopg.Connection, generation: int, dimension: int) -> None:
+    """The generation's tables, with no index past the passages' key: a build writes its
+    rows first, then ``create_indexes``."""
     chunks, postings = tables(generation)
     conn.execute(
         sql.SQL(
@@ -72,6 +74,20 @@ def create(conn: psycopg.Connection, generation: int, dimension: int) -> None:
             )"""
         ).format(chunks=chunks, dim=sql.Literal(dimension))
     )
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} (term text NOT NULL, key bigint NOT NULL, tf integer NOT NULL, "
+            "language text NOT NULL, tokens integer NOT NULL, added bigint NOT NULL, "
+            "removed bigint)"
+        ).format(postings)
+    )
+
+
+def create_indexes(conn: psycopg.Connection, generation: int) -> None:
+    """The generation's secondary indexes and its postings' key, made once a build has
+    written its rows: sorting them all once is several times faster than inserting each
+    row into a growing B-tree in term order (random pages)."""
+    chunks, postings = tables(generation)
     conn.execute(sql.SQL("CREATE INDEX ON {} (article_id) WHERE removed IS NULL").format(chunks))
     # Small (removed rows only, until collected): what ``collect`` looks up.
     conn.execute(sql.SQL("CREATE INDEX ON {} (removed) WHERE removed IS NOT NULL").format(chunks))
@@ -82,10 +98,8 @@ def create(conn: psycopg.Connection, generation: int, dimension: int) -> None:
     # order (an index-only scan once vacuumed) rather than a scattered heap page each.
     conn.execute(
         sql.SQL(
-            "CREATE TABLE {} (term text NOT NULL, key bigint NOT NULL, tf integer NOT NULL, "
-            "language text NOT NULL, tokens integer NOT NULL, added bigint NOT NULL, "
-            "removed bigint, "
-            "PRIMARY KEY (term, key) INCLUDE (tf, tokens, language, added, removed))"
+            "ALTER TABLE {} ADD PRIMARY KEY (term, key) "
+            "INCLUDE (tf, tokens, language, added, removed)"
         ).format(postings)
     )
 
