@@ -49,15 +49,6 @@ class Vocabulary:
         ids = np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))[order]
         return cls(hashes, ids)
 
-    def ids(self, tokens: Sequence[str]) -> list[int]:
-        """Term ids of the tokens the corpus has; unknown tokens are dropped."""
-        if not tokens or len(self._hashes) == 0:
-            return []
-        h = _token_hashes(tokens)
-        pos = np.minimum(np.searchsorted(self._hashes, h), len(self._hashes) - 1)
-        found = self._hashes[pos] == h
-        return [int(i) for i in self._ids[pos[found]]]
-
     def lookup(self, tokens: Sequence[str]) -> np.ndarray:
         """Term id of each token, -1 where the corpus has none (one vectorised pass)."""
         out = np.full(len(tokens), -1, np.int64)
@@ -168,12 +159,16 @@ class LexicalIndex:
         # repeated query term counts once per occurrence, as in bm25s)
         counts: dict[int, np.ndarray] = {}
         token_of: dict[int, str] = {}
-        for code, language in enumerate(languages):
-            for tok in analyze_cached(query, language):
-                ids = self._vocab.ids([tok])
-                if ids:
-                    token_of[ids[0]] = tok
-                    counts.setdefault(ids[0], np.zeros(len(languages), np.float32))[code] += 1
+        analysed = [
+            (code, tok)
+            for code, language in enumerate(languages)
+            for tok in analyze_cached(query, language)
+        ]
+        term_ids = self._vocab.lookup([tok for _, tok in analysed]).tolist()  # one pass
+        for (code, tok), term in zip(analysed, term_ids, strict=True):
+            if term >= 0:
+                token_of[term] = tok
+                counts.setdefault(term, np.zeros(len(languages), np.float32))[code] += 1
         rows: list[np.ndarray] = []
         weights: list[np.ndarray] = []
         for term, per_language in counts.items():

@@ -34,7 +34,8 @@ def _bm25s_reference(lexical: LexicalIndex, query: str) -> np.ndarray:
     """bm25s's own get_scores, once per language, each kept on that language's rows."""
     out = np.zeros(len(TEXTS), np.float32)
     for code, language in enumerate(CODES):
-        ids = lexical._vocab.ids(analyze(query, language))
+        found = lexical._vocab.lookup(analyze(query, language))
+        ids = [int(i) for i in found if i >= 0]
         if ids:
             rows = np.equal(ROW_LANGS, code)
             out[rows] = lexical._bm25.get_scores(ids)[rows]

@@ -627,10 +627,11 @@ class DeltaView:
         if self._fp16 is None or allowed <= 2 * k:
             rows = np.flatnonzero(mask)
         else:
-            selector = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
-            _, found = self._fp16.search(
-                q.reshape(1, -1), 2 * k, params=faiss.SearchParameters(sel=selector)
-            )
+            params = None  # every row allowed: no selector to consult per row
+            if allowed < len(mask):
+                selector = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+                params = faiss.SearchParameters(sel=selector)
+            _, found = self._fp16.search(q.reshape(1, -1), 2 * k, params=params)
             rows = found[0][found[0] >= 0]
         cosines = self.cosines(rows, q)
         if len(rows) > k:

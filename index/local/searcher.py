@@ -148,8 +148,10 @@ class LocalReader:
             d_lex[~d_mask] = 0.0
             lex_all = np.concatenate([lex_all, d_lex])
         if len(dense_of) > n_cand:
-            best = sorted(dense_of.items(), key=lambda kv: -kv[1])[:n_cand]
-            dense_of = dict(best)
+            keys = np.fromiter(dense_of, np.int64, len(dense_of))
+            cos = np.fromiter(dense_of.values(), np.float64, len(dense_of))
+            best = np.argsort(-cos, kind="stable")[:n_cand]  # ties: the version's first
+            dense_of = dict(zip(keys[best].tolist(), cos[best].tolist(), strict=True))
         # Among the chunks sharing a term, and argpartition, not argsort: at a million
         # chunks a full sort costs ~100 ms, a partition of all rows ~5. (A boolean scan:
         # flatnonzero on the floats themselves is 4x slower.)
