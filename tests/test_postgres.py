@@ -222,6 +222,58 @@ def test_old_writes_are_collected_and_their_versions_refused(
         index.close()
 
 
+def test_document_frequencies_follow_writes_and_collection(
+    pg_settings: Settings, encoder, articles
+) -> None:
+    """Each term's document frequency, kept from the build and corrected by the writes
+    since, equals a count of the version's live postings: after an upsert of a new
+    article, a rewrite, a delete, and the collection of the oldest writes (which deletes
+    build postings), for every version still kept."""
+    from akhbar.index.analysis import analyze
+
+    index = backend(pg_settings.model_copy(update={"keep_versions": 2}), encoder)
+    try:
+        index.build(articles[:8], corpus_checksum="a")
+        changed = dataclasses.replace(
+            articles[1], text=articles[1].text + " Le port de Nador s'agrandit."
+        )
+        versions = [
+            index.upsert([NADOR]),
+            index.upsert([changed]),  # a build article rewritten: its postings removed
+            index.delete([articles[0].id, NADOR.id]),
+            index.delete([articles[2].id]),  # the oldest writes' rows are collected
+        ]
+        terms = sorted(
+            {t for a in (*articles[:8], NADOR, changed) for t in analyze(a.text, a.language)}
+        )
+        gen_number = int(versions[-1].split(".")[0])
+        table = f"{index.namespace}.postings_g{gen_number}"
+        with psycopg.connect(pg_settings.database_url.get_secret_value()) as conn:
+            conn.execute(f"SET search_path TO {index.namespace}, public")
+            chunks = f"{index.namespace}.chunks_g{gen_number}"
+            left = dict(
+                conn.execute(
+                    f"SELECT article_id, count(*) FROM {chunks} WHERE article_id = ANY(%s) "
+                    "GROUP BY article_id",
+                    [[articles[0].id, articles[2].id]],
+                ).fetchall()
+            )
+            for version in versions[-2:]:  # the versions still kept
+                seq = int(version.split(".")[1])
+                counted = dict(
+                    conn.execute(
+                        f"SELECT term, count(*) FROM {table} WHERE term = ANY(%s) "
+                        "AND added <= %s AND (removed IS NULL OR removed > %s) GROUP BY term",
+                        [terms, seq, seq],
+                    ).fetchall()
+                )
+                assert generation.doc_freqs(conn, gen_number, seq, terms) == counted, version
+        # articles[0]'s build rows were collected (and their postings), articles[2]'s not yet.
+        assert articles[0].id not in left and left.get(articles[2].id, 0) > 0, left
+    finally:
+        index.close()
+
+
 def test_bm25_reads_postings_from_the_primary_key_alone(
     pg_settings: Settings, encoder, articles
 ) -> None:

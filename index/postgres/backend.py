@@ -257,7 +257,7 @@ class PostgresIndex:
         if progress:
             progress("write", 0, len(rows))
         passages, tokens, languages = gen.insert(conn, number, rows, 0)
-        gen.create_indexes(conn, number)
+        gen.finish(conn, number)
         if progress:
             progress("write", len(rows), len(rows))
         if hnsw:
@@ -270,6 +270,7 @@ class PostgresIndex:
                 progress("hnsw", 1, 1)
         conn.execute(sql.SQL("ANALYZE {}").format(gen.tables(number)[0]))
         conn.execute(sql.SQL("ANALYZE {}").format(gen.tables(number)[1]))
+        conn.execute(sql.SQL("ANALYZE {}").format(gen.terms_table(number)))
         conn.execute(
             "INSERT INTO index_writes (generation, seq, passages, tokens) VALUES (%s, 0, %s, %s)",
             [number, passages, tokens],

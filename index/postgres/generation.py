@@ -1,8 +1,9 @@
 """One generation's tables: what a build creates and the writes change.
 
-A generation is a complete index (its passages, vectors and BM25 postings) in two tables,
-``chunks_g<N>`` and ``postings_g<N>``. A build fills a new generation beside the served one
-and switches to it in one transaction; upserts and deletes change the served one in
+A generation is a complete index (its passages, vectors and BM25 postings) in three
+tables, ``chunks_g<N>``, ``postings_g<N>`` and ``terms_g<N>`` (each term's document
+frequency as the build left it; see ``doc_freqs``). A build fills a new generation beside
+the served one and switches to it in one transaction; upserts and deletes change the served one in
 place. Their shape is the index format (``FORMAT``): a generation of another format is
 refused with "rebuild", as the local backend refuses an old version folder.
 
@@ -31,11 +32,44 @@ from psycopg import sql
 from akhbar.index.analysis import analyze
 from akhbar.index.base import Passage
 
-FORMAT = 2
+FORMAT = 3
 
 
 def tables(generation: int) -> tuple[sql.Identifier, sql.Identifier]:
     return sql.Identifier(f"chunks_g{generation}"), sql.Identifier(f"postings_g{generation}")
+
+
+def terms_table(generation: int) -> sql.Identifier:
+    return sql.Identifier(f"terms_g{generation}")
+
+
+def doc_freqs(
+    conn: psycopg.Connection, generation: int, seq: int, terms: Sequence[str]
+) -> dict[str, int]:
+    """How many passages of version (generation, seq) hold each term (terms none holds
+    are left out).
+
+    Counting a term's live postings reads all of them: at 100k passages a question's
+    terms have ~10^5, ~30 ms, on every question. Instead the build's count per term is
+    kept (``terms_g<N>``) and corrected by the postings written or removed since, which a
+    partial index holds apart: a build posting removed by then counts -1, a later one
+    live at ``seq`` +1. ``collect`` takes the build postings it deletes off the count."""
+    _, postings = tables(generation)
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT t.term, coalesce(d.df, 0) + coalesce(c.delta, 0) "
+            "FROM unnest(%(terms)s::text[]) AS t(term) "
+            "LEFT JOIN {terms} d ON d.term = t.term "
+            "LEFT JOIN (SELECT term, sum(CASE WHEN added = 0 THEN -1 ELSE 1 END) AS delta "
+            "FROM {postings} WHERE term = ANY(%(terms)s) "
+            "AND (added > 0 OR removed IS NOT NULL) AND CASE WHEN added = 0 "
+            "THEN removed <= %(seq)s ELSE added <= %(seq)s "
+            "AND (removed IS NULL OR removed > %(seq)s) END GROUP BY term) c "
+            "ON c.term = t.term"
+        ).format(terms=terms_table(generation), postings=postings),
+        {"terms": list(terms), "seq": seq},
+    ).fetchall()
+    return {term: int(df) for term, df in rows if df > 0}
 
 
 def vector_literal(v: np.ndarray) -> str:
@@ -81,13 +115,23 @@ def create(conn: psycopg.Connection, generation: int, dimension: int) -> None:
             "removed bigint)"
         ).format(postings)
     )
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (term text PRIMARY KEY, df integer NOT NULL)").format(
+            terms_table(generation)
+        )
+    )
 
 
-def create_indexes(conn: psycopg.Connection, generation: int) -> None:
-    """The generation's secondary indexes and its postings' key, made once a build has
-    written its rows: sorting them all once is several times faster than inserting each
-    row into a growing B-tree in term order (random pages)."""
+def finish(conn: psycopg.Connection, generation: int) -> None:
+    """What a build adds once it has written its rows: the terms' document frequencies,
+    the postings' key and the other indexes (sorting all the rows once is several times
+    faster than inserting each into a growing B-tree in term order, random pages)."""
     chunks, postings = tables(generation)
+    conn.execute(
+        sql.SQL("INSERT INTO {} SELECT term, count(*) FROM {} GROUP BY term").format(
+            terms_table(generation), postings
+        )
+    )
     conn.execute(sql.SQL("CREATE INDEX ON {} (article_id) WHERE removed IS NULL").format(chunks))
     # Small (removed rows only, until collected): what ``collect`` looks up.
     conn.execute(sql.SQL("CREATE INDEX ON {} (removed) WHERE removed IS NOT NULL").format(chunks))
@@ -100,6 +144,13 @@ def create_indexes(conn: psycopg.Connection, generation: int) -> None:
         sql.SQL(
             "ALTER TABLE {} ADD PRIMARY KEY (term, key) "
             "INCLUDE (tf, tokens, language, added, removed)"
+        ).format(postings)
+    )
+    # The postings written or removed since the build: what ``doc_freqs`` corrects by.
+    conn.execute(
+        sql.SQL(
+            "CREATE INDEX ON {} (term) INCLUDE (added, removed) "
+            "WHERE added > 0 OR removed IS NOT NULL"
         ).format(postings)
     )
 
@@ -235,16 +286,20 @@ def collect(conn: psycopg.Connection, generation: int, before: int) -> int:
         [before],
     ).fetchall()
     terms, keys = _posting_keys(gone)
+    # A build posting leaves its term's count with it (see ``doc_freqs``).
     conn.execute(
         sql.SQL(
-            "DELETE FROM {} p USING unnest(%s::text[], %s::bigint[]) AS g(term, key) "
-            "WHERE p.term = g.term AND p.key = g.key"
-        ).format(postings),
+            "WITH gone AS (DELETE FROM {postings} p "
+            "USING unnest(%s::text[], %s::bigint[]) AS g(term, key) "
+            "WHERE p.term = g.term AND p.key = g.key RETURNING p.term, p.added) "
+            "UPDATE {terms} t SET df = t.df - c.n FROM (SELECT term, count(*) AS n FROM gone "
+            "WHERE added = 0 GROUP BY term) c WHERE t.term = c.term"
+        ).format(postings=postings, terms=terms_table(generation)),
         [terms, keys],
     )
     return len(gone)
 
 
 def drop(conn: psycopg.Connection, generation: int) -> None:
-    for table in tables(generation):
+    for table in (*tables(generation), terms_table(generation)):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))

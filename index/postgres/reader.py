@@ -29,7 +29,7 @@ from akhbar.index.base import (
     Passage,
 )
 from akhbar.index.fusion import FusionParams, rank
-from akhbar.index.postgres.generation import tables, vector_literal
+from akhbar.index.postgres.generation import doc_freqs, tables, vector_literal
 from akhbar.index.postgres.pool import connection
 
 # The same BM25 as the local and memory backends' LexicalIndex: bm25s's defaults.
@@ -272,16 +272,7 @@ class PostgresReader:
             rows = self._postings_of(conn, sorted(q_terms))
             idf = {term: self._idf(df) for term, df, *_ in rows}
             return _found(_summed(self._scored(rows, q_terms, idf)))
-        dfs = dict(
-            conn.execute(
-                sql.SQL(
-                    "SELECT term, count(*) FROM {} WHERE term = ANY(%(terms)s) "
-                    "AND added <= %(seq)s AND (removed IS NULL OR removed > %(seq)s) "
-                    "GROUP BY term"
-                ).format(self._postings),
-                {"terms": sorted(q_terms), "seq": self.seq},
-            ).fetchall()
-        )
+        dfs = doc_freqs(conn, self.generation, self.seq, sorted(q_terms))
         if not dfs:
             return None
         idf = {term: self._idf(df) for term, df in dfs.items()}
