@@ -3,8 +3,8 @@
 A generation is a complete index (its passages, vectors and BM25 postings) in three
 tables, ``chunks_g<N>``, ``postings_g<N>`` and ``terms_g<N>`` (each term's document
 frequency as the build left it; see ``doc_freqs``). A build fills a new generation beside
-the served one and switches to it in one transaction; upserts and deletes change the served one in
-place. Their shape is the index format (``FORMAT``): a generation of another format is
+the served one and switches to it in one transaction; upserts and deletes change the
+served one in place. Their shape is the index format (``FORMAT``): a generation of another format is
 refused with "rebuild", as the local backend refuses an old version folder.
 
 Rows are versioned within a generation: each write is numbered (``seq``), a row records
@@ -79,7 +79,7 @@ def vector_literal(v: np.ndarray) -> str:
 
 def create(conn: psycopg.Connection, generation: int, dimension: int) -> None:
     """The generation's tables, with no index past the passages' key: a build writes its
-    rows first, then ``create_indexes``."""
+    rows first, then ``finish``."""
     chunks, postings = tables(generation)
     conn.execute(
         sql.SQL(

@@ -5,8 +5,9 @@ Scores as the reference backend does (``index/memory.py``): the dense side's bes
 many by BM25 (the question analysed in each passage's language), every candidate scored
 by both, ranked by ``index/fusion.py``. BM25 is bm25s's (Lucene's) formula over this
 version's statistics: the passage count and token total recorded by each write, and each
-term's document frequency counted from its postings at query time (the scan that scores
-the matching passages reads them anyway). The filters run in SQL, on both sides.
+term's document frequency as the version has it (``generation.doc_freqs``; counted from
+the postings themselves where every posting of the term is read anyway). The filters run
+in SQL, on both sides.
 """
 
 from __future__ import annotations
