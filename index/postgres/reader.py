@@ -30,6 +30,7 @@ from akhbar.index.base import (
     Passage,
 )
 from akhbar.index.fusion import FusionParams, rank
+from akhbar.index.lexical import lucene_idf
 from akhbar.index.postgres.generation import doc_freqs, tables, vector_literal
 from akhbar.index.postgres.pool import connection
 
@@ -271,18 +272,18 @@ class PostgresReader:
         here: the database does no join or aggregation per posting."""
         if top is None:
             rows = self._postings_of(conn, sorted(q_terms))
-            idf = {term: self._idf(df) for term, df, *_ in rows}
+            idf = {term: lucene_idf(df, self._passages) for term, df, *_ in rows}
             return _found(_summed(self._scored(rows, q_terms, idf)))
         dfs = doc_freqs(conn, self.generation, self.seq, sorted(q_terms))
         if not dfs:
             return None
-        idf = {term: self._idf(df) for term, df in dfs.items()}
+        idf = {term: lucene_idf(df, self._passages) for term, df in dfs.items()}
         # tf / (tf + norm) < 1: a term adds at most its idf times its count in the question.
         bound = {term: idf[term] * max(n for _, n in q_terms[term]) for term in dfs}
         order = sorted(dfs, key=lambda term: (-bound[term], term))
         parts: list[_Part] = []
         read = 0
-        while read < len(order):
+        while True:
             batch = [order[read]]
             size = dfs[order[read]]
             read += 1
@@ -291,28 +292,22 @@ class PostgresReader:
                 batch.append(order[read])
                 read += 1
             parts += self._scored(self._postings_of(conn, batch), q_terms, idf)
+            keys, scores, langs = _summed(parts)
+            if read == len(order):
+                return _found((keys, scores, langs))
             unread = sum(bound[term] for term in order[read:])
-            keys, scores, _ = _summed(parts)
-            if read < len(order) and len(keys) >= top and unread < _kth(scores, top) * _SAFE:
+            threshold = _kth(scores, top) * _SAFE
+            if len(keys) >= top and unread < threshold:
                 break
-        rest = order[read:]
-        if not rest:
-            return _found(_summed(parts))
         # Passages whose score could still reach the top with every unread term, and
         # ``also``'s: their unread terms' postings, through the primary key.
-        keys, scores, _ = _summed(parts)
-        need = keys[scores + unread >= _kth(scores, top) * _SAFE]
+        need = keys[scores + unread >= threshold]
         if also is not None:
             need = np.union1d(need, also)
-        parts += self._scored(self._postings_of(conn, rest, need), q_terms, idf)
+        parts += self._scored(self._postings_of(conn, order[read:], need), q_terms, idf)
         keys, scores, langs = _summed(parts)
         keep = np.isin(keys, need)
         return _found((keys[keep], scores[keep], langs[keep]))
-
-    def _idf(self, df: int) -> float:
-        """bm25s's (Lucene's) idf over the version's passages, df counted over them all."""
-        docs = float(self._passages)
-        return float(np.log(1 + (docs - df + 0.5) / (df + 0.5)))
 
     def _postings_of(
         self, conn, terms: Sequence[str], keys: np.ndarray | None = None
