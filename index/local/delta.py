@@ -329,10 +329,19 @@ class _Column:
         return col, col.buf[:end]
 
 
-# Postings appended since the last term-sorted rebuild are found by a scan (every question
-# pays it); they are sorted in with the rest (one argsort, every write's share of it small)
-# when they pass this many or an eighth of the sorted ones.
+# Postings appended since the last full term-sorted rebuild form a second, smaller sorted
+# run (re-sorted with each generation, a few milliseconds); they are sorted in with the rest
+# (one argsort, every write's share of it small) when they pass this many or an eighth of
+# the first run.
 _TAIL_MIN = 8192
+
+
+def _spans(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(which span, position) of every position in the spans ``[starts[i], ends[i])``, in
+    one gather: span i's j-th position is starts[i] + j."""
+    sizes = ends - starts
+    pos = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
+    return np.repeat(np.arange(len(starts)), sizes), pos
 
 
 class DeltaLexical:
@@ -346,7 +355,8 @@ class DeltaLexical:
     Rows are every passage the delta ever wrote, ``alive`` says which still count: a new
     generation appends its segment's postings (term ids in a vocabulary shared along the
     delta) and clears the rows it overrides, so it costs what it adds. Postings are kept
-    term-sorted up to ``sorted_upto`` and scanned past it."""
+    in two term-sorted runs: up to ``sorted_upto`` (indexed by term id), and the tail past
+    it (found by binary search)."""
 
     def __init__(self) -> None:
         self.vocab: dict[str, int] = {}
@@ -366,6 +376,8 @@ class DeltaLexical:
         self.order_doc = np.zeros(0, np.int64)
         self.order_tf = np.zeros(0, np.float32)
         self.indptr = np.zeros(1, np.int64)
+        self.tail_term = self.tail_doc = np.zeros(0, np.int64)
+        self.tail_tf = np.zeros(0, np.float32)
 
     def extended(
         self,
@@ -399,6 +411,7 @@ class DeltaLexical:
         )  # fmt: skip
         if len(out.doc) - out.sorted_upto > max(_TAIL_MIN, out.sorted_upto // 8):
             out._sort()
+        out._sort_tail()
         return out
 
     def _sort(self) -> None:
@@ -407,29 +420,27 @@ class DeltaLexical:
         self.indptr = np.searchsorted(self.term[order], np.arange(len(self.vocab) + 1))
         self.sorted_upto = len(self.doc)
 
+    def _sort_tail(self) -> None:
+        start = self.sorted_upto
+        order = np.argsort(self.term[start:], kind="stable")
+        self.tail_term = self.term[start:][order]
+        self.tail_doc, self.tail_tf = self.doc[start:][order], self.tf[start:][order]
+
     @property
     def docs(self) -> int:  # what LexicalIndex's IDF counts beside its own passages
         return self.count
 
     def _postings(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(which of ``ids``, row, tf) of every live posting of the term ids ``ids``."""
-        sorted_ids = ids[ids < len(self.indptr) - 1]
-        which_s = np.flatnonzero(ids < len(self.indptr) - 1)
-        starts, ends = self.indptr[sorted_ids], self.indptr[sorted_ids + 1]
-        sizes = ends - starts
-        # The spans' positions, one gather: span i's j-th posting is starts[i] + j.
-        pos = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
-        which = [np.repeat(which_s, sizes)]
-        docs, tfs = [self.order_doc[pos]], [self.order_tf[pos]]
-        tail_term = self.term[self.sorted_upto :]
-        if len(tail_term):
-            order = np.argsort(ids)
-            at = np.minimum(np.searchsorted(ids[order], tail_term), len(ids) - 1)
-            found = np.flatnonzero(ids[order][at] == tail_term)
-            which.append(order[at[found]])
-            docs.append(self.doc[self.sorted_upto :][found])
-            tfs.append(self.tf[self.sorted_upto :][found])
-        w, d, f = np.concatenate(which), np.concatenate(docs), np.concatenate(tfs)
+        in_run = np.flatnonzero(ids < len(self.indptr) - 1)
+        which, pos = _spans(self.indptr[ids[in_run]], self.indptr[ids[in_run] + 1])
+        which_t, pos_t = _spans(
+            np.searchsorted(self.tail_term, ids, "left"),
+            np.searchsorted(self.tail_term, ids, "right"),
+        )
+        w = np.concatenate([in_run[which], which_t])
+        d = np.concatenate([self.order_doc[pos], self.tail_doc[pos_t]])
+        f = np.concatenate([self.order_tf[pos], self.tail_tf[pos_t]])
         live = self.alive[d]
         return w[live], d[live], f[live]
 
