@@ -29,6 +29,7 @@ from akhbar.index.answers import Hit, top_hits
 from akhbar.index.base import Filters, IndexReader, Mode
 from akhbar.index.local import LocalIndex
 from akhbar.index.local import delta as delta_module
+from akhbar.index.local import searcher as searcher_module
 from akhbar.pipeline import catch_up_index, local_index, run_index, run_ingest
 from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
@@ -96,8 +97,9 @@ def ask(
     return top_hits(reader, reader.search(vec, question, k, filters, mode), question, "fr", vec, k)
 
 
-# A small delta is scanned in fp32; a large one chooses its dense candidates on an fp16
-# copy, then rescores them (here half the sample, with the size threshold lifted).
+# A small delta is scanned in fp32 on the question's thread; a large one chooses its dense
+# candidates on an fp16 copy, then rescores them, its side of the search on a second thread
+# (here half the sample, with the size thresholds lifted).
 @pytest.mark.parametrize("every, fp16", [(8, False), (2, True)])
 def test_the_delta_ranks_as_a_full_rebuild_does(
     tmp_path: Path,
@@ -110,6 +112,9 @@ def test_the_delta_ranks_as_a_full_rebuild_does(
 ) -> None:
     if fp16:
         monkeypatch.setattr(delta_module, "_FP16_MIN_ROWS", 1)
+        monkeypatch.setattr(searcher_module, "_CONCURRENT_DELTA_ROWS", 1)
+    else:
+        monkeypatch.setattr(searcher_module, "_CONCURRENT_DELTA_ROWS", 10**9)
     held = articles[::every]
     rest = [a for a in articles if a not in held]
     partial = local(home_settings, encoder, tmp_path / "partial")
