@@ -218,6 +218,28 @@ def test_changes_are_read_in_commit_order_each_id_once(store: ArticleStore) -> N
     assert store.changes_after(store.change_seq()) == ([], store.change_seq())
 
 
+def test_reading_changes_in_small_pieces_misses_no_write_of_a_large_transaction(
+    store: ArticleStore,
+) -> None:
+    put(store, article(9))
+    with store.transaction() as conn:
+        for i in range(1, 6):
+            store.put_article(conn, article(i), content_hash=f"h{i}", signature=None)
+        store.put_article(conn, article(2), content_hash="h2b", signature=None)
+    put(store, article(7))
+    seen, seq, reads = [], 0, 0
+    while True:
+        ids, stop = store.changes_after(seq, limit=2)
+        if not ids:
+            break
+        assert stop > seq
+        seen += ids
+        seq, reads = stop, reads + 1
+    assert seq == store.change_seq() and reads >= 2
+    assert sorted(set(seen)) == ["a-001", "a-002", "a-003", "a-004", "a-005", "a-007", "a-009"]
+    assert seen[0] == "a-009" and seen[-1] == "a-007"  # transactions in commit order
+
+
 def test_a_writer_waits_for_the_open_one_so_numbers_follow_commits(open_store: Opener) -> None:
     first, second, reader = open_store(), open_store(), open_store()
     start = first.change_seq()
@@ -441,3 +463,14 @@ def test_a_store_outage_is_answered_503_with_retry_after() -> None:
     response = TestClient(app).get("/down")
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     assert response.json()["error"]["code"] == "store_unavailable"
+
+
+def test_sqlite_reads_each_page_of_articles_along_the_id_index(tmp_path: Path) -> None:
+    """A page of ``iter_articles`` is read along the id index, not by reading every
+    canonical article through another index and sorting them (quadratic in the store)."""
+    from akhbar.corpus.store import sqlite as engine
+
+    with engine.SqliteStore(tmp_path / "s.sqlite3") as s:
+        for sql in (engine._PAGE_ALL, engine._PAGE_CANONICAL):
+            plan = " ".join(r[3] for r in s._conn.execute("EXPLAIN QUERY PLAN " + sql, ("", 1)))
+            assert "sqlite_autoindex_articles_1 (id>?)" in plan and "TEMP B-TREE" not in plan
