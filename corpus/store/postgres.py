@@ -241,11 +241,15 @@ class PostgresStore:
         return int(row[0]) if row else 0
 
     def changes_after(self, seq: int, limit: int = 10_000) -> tuple[list[str], int]:
-        """Ids of the articles written after ``seq`` (each once, oldest first, at most
-        ``limit`` writes read) and the sequence number the reading stopped at."""
+        """Ids of the articles written after ``seq`` (each once, oldest transaction first,
+        about ``limit`` writes read: whole transactions, which share one number) and the
+        sequence number the reading stopped at."""
         rows = self._all(
-            "SELECT seq, article_id FROM changes WHERE seq > %s ORDER BY seq LIMIT %s",
-            (seq, limit),
+            "SELECT seq, article_id FROM changes WHERE seq > %(after)s AND seq <= coalesce("
+            " (SELECT seq FROM changes WHERE seq > %(after)s ORDER BY seq"
+            "  OFFSET %(skip)s LIMIT 1), 9223372036854775807)"
+            " ORDER BY seq",
+            {"after": seq, "skip": max(limit - 1, 0)},
         )
         if not rows:
             return [], seq
