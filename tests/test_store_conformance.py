@@ -387,7 +387,9 @@ def test_the_store_schema_is_a_migration_checked_at_start_up(postgres_url: str) 
         conn.commit()
         with pytest.raises(SchemaError, match="article store .* needs 2: run `akhbar db migrate`"):
             check(conn, namespace)
-        conn.execute(f"INSERT INTO {namespace}.{STORE.table} VALUES (1, 'x'), (2, 'y'), (3, 'later')")
+        conn.execute(
+            f"INSERT INTO {namespace}.{STORE.table} VALUES (1, 'x'), (2, 'y'), (3, 'later')"
+        )
         conn.commit()
         with pytest.raises(SchemaError, match="article store .* upgrade akhbar"):
             check(conn, namespace)

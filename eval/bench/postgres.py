@@ -130,6 +130,9 @@ def bench_tier(
         chunking=chunking,
         fusion=fusion_params(settings),
         hnsw_min_passages=0,
+        hnsw_m=settings.postgres.hnsw_m,
+        hnsw_ef_construction=settings.postgres.hnsw_ef_construction,
+        ef_search=settings.postgres.ef_search,
         create_schema=True,
     )
     articles = list(tier_articles(base, n, chunking.max_chars))

@@ -79,9 +79,9 @@ class PostgresIndex:
         keep_versions: int = 3,
         read_urls: tuple[str, ...] = (),
         hnsw_min_passages: int = 50_000,
-        hnsw_m: int = 16,
-        hnsw_ef_construction: int = 64,
-        ef_search: int = 100,
+        hnsw_m: int = 32,
+        hnsw_ef_construction: int = 200,
+        ef_search: int = 800,
         pool_size: int = 4,
         create_schema: bool = False,
     ) -> None:
