@@ -32,6 +32,7 @@ class BenchOptions:
     exact_max: int | None = None  # scale: override the exact-index threshold (0: HNSW)
     compact_min: int | None = None  # scale: override the SQ8 threshold (0: HNSW+SQ8)
     queries: int = 200  # scale: recall/latency queries; peer: query count
+    merge_max: int | None = None  # freshness: merge tiers up to this many chunks (None: all)
     work_dir: Path | None = None  # keeps synthetic tiers between runs (else a temp dir)
     out_dir: Path = RESULTS_DIR
 
@@ -165,7 +166,12 @@ def run_benchmarks(
             from akhbar.eval.bench.freshness import bench_freshness
 
             res = bench_freshness(
-                settings, encoder, tiers=opt.tiers, work_dir=opt.work_dir, out_dir=opt.out_dir
+                settings,
+                encoder,
+                tiers=opt.tiers,
+                work_dir=opt.work_dir,
+                merge_max=opt.merge_max,
+                out_dir=opt.out_dir,
             )
             _print_freshness(console, res)
         elif name == "rerank":

@@ -593,6 +593,10 @@ def bench(
     queries: Annotated[
         int, typer.Option(metavar="N", help="scale: recall/latency queries; peer: queries.")
     ] = 200,
+    merge_max: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="freshness: time the merge only at tiers up to N chunks."),
+    ] = None,
     work_dir: Annotated[
         Path | None,
         typer.Option(metavar="DIR", help="Keep built tiers here and reuse them next time."),
@@ -620,6 +624,7 @@ def bench(
         exact_max=exact_max,
         compact_min=compact_min,
         queries=queries,
+        merge_max=merge_max,
         work_dir=work_dir,
         **({"out_dir": out_dir} if out_dir else {}),
     )
