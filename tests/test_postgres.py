@@ -471,12 +471,27 @@ def test_the_hnsw_path_finds_what_exact_search_finds(
                 [ann.namespace, "%hnsw%halfvec%"],
             ).fetchall()
         assert len(indexes) == 1
-        for q in ["Quelle capacité pour le data center de Dakhla ?", "trafic maritime Tanger"]:
+        questions = ["Quelle capacité pour le data center de Dakhla ?", "trafic maritime Tanger"]
+        for q in questions:
             want = [
                 (h.passage.chunk.id, round(h.score, 5)) for h in ask(exact.open(), encoder, q, 10)
             ]
             got = [(h.passage.chunk.id, round(h.score, 5)) for h in ask(ann.open(), encoder, q, 10)]
             assert got == want
+        # Through the graph, though its ef_search exceeds the passages (where the planner,
+        # left alone, reads the table instead).
+        assert ann.open().manifest["hnsw"] and pg_settings.postgres.ef_search > len(articles)
+
+        def graph_scans() -> int:
+            with psycopg.connect(pg_settings.database_url.get_secret_value()) as conn:
+                row = conn.execute(
+                    "SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes"
+                    " WHERE schemaname = %s AND indexrelname LIKE %s",
+                    [ann.namespace, "%hnsw"],
+                ).fetchone()
+            return int(row[0])
+
+        wait_for(lambda: graph_scans() >= len(questions))
     finally:
         exact.close()
         ann.close()
