@@ -238,6 +238,7 @@ def postgres_index(
         hnsw_min_passages=pg.hnsw_min_passages,
         hnsw_m=pg.hnsw_m,
         hnsw_ef_construction=pg.hnsw_ef_construction,
+        hnsw_build_memory=pg.hnsw_build_memory,
         ef_search=pg.ef_search,
         pool_size=pg.pool_size,
         create_schema=root is not None,

@@ -92,6 +92,14 @@ class PostgresBackendSettings(BaseModel):
     # 64: 0.91 at ef_search 800; m 32, ef_construction 200: 0.96 at 400, 0.99 at 800).
     hnsw_m: int = Field(32, ge=2, le=100)
     hnsw_ef_construction: int = Field(200, ge=4, le=1000)
+    # pgvector builds in memory while the graph fits in maintenance_work_mem, then goes on
+    # page by page, many times slower. At m 32 the graph is ~1.4 KB a passage: 2 GB holds
+    # about 1.4M passages. It is only taken as the graph grows.
+    hnsw_build_memory: str = Field(
+        "2GB",
+        pattern=r"^[1-9][0-9]*(kB|MB|GB)$",
+        description="maintenance_work_mem of the HNSW build's transaction (e.g. 512MB, 2GB).",
+    )
     ef_search: int = Field(
         800, ge=1, le=1000, description="HNSW search breadth (at least the candidate count)."
     )

@@ -30,7 +30,13 @@ from akhbar.index.answers import top_hits  # noqa: E402
 from akhbar.index.base import IndexIntegrityError, NoIndexError  # noqa: E402
 from akhbar.index.postgres import generation  # noqa: E402
 from akhbar.index.postgres.backend import PostgresIndex  # noqa: E402
-from akhbar.index.postgres.schema import SchemaError, check, migrate, migrations  # noqa: E402
+from akhbar.index.postgres.schema import (  # noqa: E402
+    SchemaError,
+    check,
+    migrate,
+    migrations,
+    use_namespace,
+)
 from akhbar.pipeline import (  # noqa: E402
     open_store,
     postgres_index,
@@ -495,6 +501,30 @@ def test_the_hnsw_path_finds_what_exact_search_finds(
     finally:
         exact.close()
         ann.close()
+
+
+@pytest.mark.parametrize(("memory", "spills"), [("1MB", True), ("65MB", False)])
+def test_the_hnsw_build_takes_its_memory_setting(postgres_url: str, memory, spills) -> None:
+    """pgvector says when the graph outgrows maintenance_work_mem (then it builds page by
+    page, many times slower); the build's own setting decides, not the server's."""
+    namespace = fresh_namespace()
+    notices: list[str] = []
+    with psycopg.connect(postgres_url) as conn:
+        migrate(conn, namespace)  # the schema, and the vector type
+        use_namespace(conn, namespace)
+        conn.execute("CREATE TABLE chunks_g1 (embedding vector(384) NOT NULL)")
+        conn.execute(
+            "INSERT INTO chunks_g1 SELECT (SELECT array_agg(random() - 0.5) "
+            "FROM generate_series(1, 384) WHERE g > 0)::vector FROM generate_series(1, 2000) t(g)"
+        )
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        generation.create_hnsw(conn, 1, 384, 16, 32, memory=memory)
+        assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] == memory
+        conn.rollback()
+        assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] != memory
+        conn.execute(f"DROP SCHEMA {namespace} CASCADE")
+        conn.commit()
+    assert any("maintenance_work_mem" in n for n in notices) == spills
 
 
 # -- the service ---------------------------------------------------------------------------

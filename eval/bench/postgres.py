@@ -132,6 +132,7 @@ def bench_tier(
         hnsw_min_passages=0,
         hnsw_m=settings.postgres.hnsw_m,
         hnsw_ef_construction=settings.postgres.hnsw_ef_construction,
+        hnsw_build_memory=settings.postgres.hnsw_build_memory,
         ef_search=settings.postgres.ef_search,
         create_schema=True,
     )

@@ -8,6 +8,7 @@ as soon as it commits. Versions are "<generation>.<write>" (see ``generation.py`
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -36,6 +37,8 @@ from akhbar.index.postgres.pool import connection, open_pool
 from akhbar.index.postgres.reader import PostgresReader
 from akhbar.index.postgres.schema import check, check_namespace, migrate, use_namespace
 from akhbar.index.prepare import ChunkingParams, prepare_cached
+
+log = logging.getLogger(__name__)
 
 _BUILD_LOCK = 0x616B6862756C64  # "akhbuld": one build at a time per database
 # Store writes read per catch-up transaction: bounds the encoding done under its lock.
@@ -81,6 +84,7 @@ class PostgresIndex:
         hnsw_min_passages: int = 50_000,
         hnsw_m: int = 32,
         hnsw_ef_construction: int = 200,
+        hnsw_build_memory: str = "2GB",
         ef_search: int = 800,
         pool_size: int = 4,
         create_schema: bool = False,
@@ -93,6 +97,7 @@ class PostgresIndex:
         self.keep_versions = keep_versions
         self.hnsw_min_passages = hnsw_min_passages
         self.hnsw = {"m": hnsw_m, "ef_construction": hnsw_ef_construction}
+        self.hnsw_build_memory = hnsw_build_memory
         self.ef_search = ef_search
         self._url = url
         with psycopg.connect(url, connect_timeout=10) as conn:
@@ -224,6 +229,11 @@ class PostgresIndex:
         if not rows:
             raise ValueError("nothing to index: the store has no articles (run `akhbar ingest`)")
         with psycopg.connect(self._url, connect_timeout=10) as conn:
+            # The server's notices, pgvector's "hnsw graph no longer fits into
+            # maintenance_work_mem" above all: the build then runs many times slower.
+            conn.add_notice_handler(
+                lambda d: log.warning("postgres: %s %s", d.message_primary, d.message_detail or "")
+            )
             use_namespace(conn, self.namespace)
             got = conn.execute("SELECT pg_try_advisory_lock(%s)", [_BUILD_LOCK]).fetchone()
             if not got or not got[0]:
@@ -264,7 +274,12 @@ class PostgresIndex:
             if progress:
                 progress("hnsw", 0, 1)
             gen.create_hnsw(
-                conn, number, self.encoder.dimension, self.hnsw["m"], self.hnsw["ef_construction"]
+                conn,
+                number,
+                self.encoder.dimension,
+                self.hnsw["m"],
+                self.hnsw["ef_construction"],
+                memory=self.hnsw_build_memory,
             )
             if progress:
                 progress("hnsw", 1, 1)

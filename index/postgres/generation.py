@@ -156,11 +156,19 @@ def finish(conn: psycopg.Connection, generation: int) -> None:
 
 
 def create_hnsw(
-    conn: psycopg.Connection, generation: int, dimension: int, m: int, ef_construction: int
+    conn: psycopg.Connection,
+    generation: int,
+    dimension: int,
+    m: int,
+    ef_construction: int,
+    *,
+    memory: str,
 ) -> None:
     """The ANN index, on half-precision copies of the vectors (half the memory of fp32):
-    it only picks candidates, whose cosines are then read from the fp32 column."""
+    it only picks candidates, whose cosines are then read from the fp32 column. Built with
+    ``memory`` as maintenance_work_mem, for this transaction only."""
     chunks, _ = tables(generation)
+    conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", [memory])
     conn.execute(
         sql.SQL(
             "CREATE INDEX {name} ON {chunks} USING hnsw ((embedding::halfvec({dim})) "
