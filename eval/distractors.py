@@ -11,15 +11,24 @@ distractor for every question.
 
 Ids are stable and readable: ``xquad-es-<article:02d>-<paragraph>`` and
 ``piaf-<article:03d>-<paragraph>``, counted in file order.
+
+More distractors can be named at run time (``akhbar eval --extra-distractors FILE``):
+any source ``akhbar ingest`` reads, ingested as it would be (cleaned, language-detected,
+deduplicated) into a scratch store; for text that may be used but not redistributed, so
+it is never bundled.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from akhbar.corpus.models import Article
+from akhbar.corpus.ingest import ingest
+from akhbar.corpus.models import Article, IngestReport
+from akhbar.corpus.sources import iter_sources
+from akhbar.corpus.store import Store
 from akhbar.eval.benchmarks import BUNDLED_DIR
 
 XQUAD_ES = BUNDLED_DIR / "xquad" / "xquad.es.json"
@@ -61,3 +70,24 @@ def iter_distractors(
 def distractor_texts() -> dict[str, str]:
     """Article id -> text, for gold checks."""
     return {a.id: a.text for a in iter_distractors()}
+
+
+class DistractorsError(ValueError):
+    """Extra distractors were named but none could be read."""
+
+
+def ingested_distractors(targets: Sequence[str]) -> tuple[list[Article], IngestReport]:
+    """The canonical articles of ``targets`` (files, folders: what ``akhbar ingest``
+    takes) after the ingest pipeline, with its report. Nothing read is kept."""
+    if not targets:
+        return [], IngestReport()
+    with (
+        tempfile.TemporaryDirectory(prefix="akhbar-distractors-") as tmp,
+        Store(Path(tmp) / "distractors.sqlite3") as store,
+    ):
+        report = ingest(store, iter_sources(list(targets)))
+        articles = list(store.iter_articles())
+    if not articles:
+        reasons = "; ".join(sorted({f"{src}: {why}" for src, why in report.reasons})[:3])
+        raise DistractorsError(f"no distractor article in {', '.join(targets)} ({reasons})")
+    return articles, report

@@ -102,10 +102,15 @@ def benchmark_chart(bench: Mapping[str, Any], out: Path) -> str | None:
 def eval_set_markdown(result: Mapping[str, Any], chart: str | None) -> list[str]:
     r = result["retrievers"]
     corpus = result.get("corpus") or {}
+    parts = ["the bundled sample"]
+    if corpus.get("distractors"):
+        parts.append(f"{corpus['distractors']} PIAF and XQuAD-es paragraphs")
+    if corpus.get("extra_distractors"):
+        names = ", ".join(corpus.get("extra_sources") or [])
+        parts.append(f"{corpus['extra_distractors']} articles of {names}")
     where = (
-        f"the bundled sample plus {corpus['distractors']} PIAF and XQuAD-es paragraphs, "
-        f"{corpus['articles']} documents in all"
-        if corpus.get("distractors")
+        f"{' plus '.join(parts)}, {corpus['articles']} documents in all"
+        if len(parts) > 1
         else "the bundled sample corpus"
     )
     lines = [

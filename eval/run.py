@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from akhbar.eval.dataset import DEFAULT_EVAL_SET, load_eval_set
-from akhbar.eval.distractors import iter_distractors
+from akhbar.eval.distractors import ingested_distractors, iter_distractors
 from akhbar.eval.evalset import evaluate_eval_set
 from akhbar.eval.indexing import build_sample_index
 from akhbar.eval.machine import commit_info, load_average, machine_info, now_iso
@@ -44,6 +44,8 @@ class EvalOptions:
     # The eval set's corpus: the sample plus the bundled benchmarks' fr/es paragraphs
     # (eval/distractors.py); False indexes the sample alone.
     distractors: bool = True
+    # More distractors for the eval set, read as `akhbar ingest` reads (files, folders).
+    extra_distractors: tuple[str, ...] = ()
 
     def limit_for(self, name: str) -> int | None:
         return self.limits.get(name, self.limit)
@@ -112,9 +114,12 @@ def run_eval_set(
     limit: int | None = None,
     progress: Progress | None = None,
     distractors: bool = True,
+    extra_distractors: Sequence[str] = (),
 ) -> dict[str, Any]:
     items = load_eval_set(path)[:limit]
-    extra = list(iter_distractors()) if distractors else []
+    bundled = list(iter_distractors()) if distractors else []
+    ingested, _ = ingested_distractors(extra_distractors)
+    extra = bundled + ingested
     with tempfile.TemporaryDirectory(prefix="akhbar-eval-sample-") as tmp:
         t0 = time.perf_counter()
         searcher, languages = build_sample_index(
@@ -132,7 +137,12 @@ def run_eval_set(
                 second.close()
     result["set"] = str(path)
     result["limit"] = limit
-    result["corpus"] = {"articles": len(languages), "distractors": len(extra)}
+    result["corpus"] = {
+        "articles": len(languages),
+        "distractors": len(bundled),
+        "extra_distractors": len(ingested),
+        "extra_sources": [Path(t).name for t in extra_distractors],
+    }
     result["index_seconds"] = index_s
     return result
 
@@ -173,6 +183,7 @@ def run(
             limit=options.limit_for(EVAL_SET),
             progress=progress,
             distractors=options.distractors,
+            extra_distractors=options.extra_distractors,
         )
         report["wall_s"][EVAL_SET] = time.perf_counter() - t0
         write_report(report, options.out)

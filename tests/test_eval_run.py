@@ -193,11 +193,44 @@ def test_cli_eval(
     monkeypatch.setenv("AKHBAR_HOME", str(sample_settings.home))
     monkeypatch.setenv("AKHBAR_PRECISION", "fp32")
     out = tmp_path / "res"
+    # Extra distractors go through the ingest pipeline: the empty record is rejected and
+    # the repeated one is a duplicate, so two articles join the sample.
+    extra = tmp_path / "extra.jsonl"
+    records = [
+        {
+            "id": "x1",
+            "title": "Puerto de Algeciras",
+            "text": "El puerto de Algeciras movió "
+            "más contenedores este año que el anterior, según la autoridad portuaria.",
+            "lang": "es",
+        },
+        {
+            "id": "x2",
+            "title": "Sequía en Andalucía",
+            "text": "Los embalses andaluces siguen "
+            "por debajo de la mitad de su capacidad tras un invierno seco.",
+            "lang": "es",
+        },
+        {"id": "x3", "title": "", "text": ""},
+    ]
+    records.append({**records[0], "id": "x4"})
+    extra.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     result = CliRunner().invoke(
-        app, ["eval", "--limit", "4", "--no-distractors", "--out", str(out)]
-    )
+        app,
+        ["eval", "--limit", "4", "--no-distractors", "--extra-distractors", str(extra),
+         "--out", str(out)],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads((out / "latest.json").read_text(encoding="utf-8"))
     assert data["eval_set"]["questions"] == 4 and data["benchmarks"] == []
+    corpus = data["eval_set"]["corpus"]
+    assert (corpus["distractors"], corpus["extra_distractors"]) == (0, 2)
+    assert "2 articles of extra.jsonl" in (out / "latest.md").read_text(encoding="utf-8")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"title": "", "text": ""}\nnot json\n', encoding="utf-8")
+    bad = CliRunner().invoke(
+        app, ["eval", "--limit", "4", "--extra-distractors", str(empty), "--out", str(out)]
+    )
+    assert bad.exit_code == 1 and "no distractor article in" in bad.output
     bad = CliRunner().invoke(app, ["eval", "--benchmark", "nope", "--out", str(out)])
     assert bad.exit_code == 1

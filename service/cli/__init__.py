@@ -434,6 +434,15 @@ def eval_(
             "paragraphs of its harder corpus (quick runs; not comparable).",
         ),
     ] = False,
+    extra_distractors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--extra-distractors",
+            metavar="PATH",
+            help="More distractor documents for the eval set: any file or folder "
+            "`akhbar ingest` reads, ingested into a scratch store. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Score retrieval (BM25, dense, hybrid) on the eval set and public benchmarks.
 
@@ -445,6 +454,7 @@ def eval_(
 
     from akhbar.eval.console import skipped, summary_tables
     from akhbar.eval.dataset import DEFAULT_EVAL_SET
+    from akhbar.eval.distractors import DistractorsError
     from akhbar.eval.run import EvalOptions, parse_benchmarks, parse_limits, run, run_dir
     from akhbar.service.qa import load_encoder
 
@@ -462,6 +472,7 @@ def eval_(
         out=out or run_dir(load_settings().home),
         data_dir=data_dir,
         distractors=not no_distractors,
+        extra_distractors=tuple(extra_distractors or ()),
     )
     settings = load_settings()
     if backend is not None:
@@ -475,8 +486,11 @@ def eval_(
     # A long run stopped with `kill` should still remove its temporary indexes: SystemExit
     # unwinds the TemporaryDirectory contexts, a bare SIGTERM would not.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
-    with progress() as bar:
-        report, written = run(settings, options, encoder, progress=stages(bar))
+    try:
+        with progress() as bar:
+            report, written = run(settings, options, encoder, progress=stages(bar))
+    except DistractorsError as exc:
+        fail(str(exc))
     for table in summary_tables(report):
         console.print(table)
     for line in skipped(report):
