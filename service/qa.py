@@ -63,22 +63,32 @@ def load_encoder(settings: Settings) -> SentenceTransformerEncoder:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Understood:
+    """What a question needs before the search: its language, its vector and, with the
+    second view on, that view's vector."""
+
+    language: str
+    vector: np.ndarray
+    second: np.ndarray | None = None
+
+
 class QuestionCache:
-    """LRU of (language, vector) per question: repeats skip detection and the encoder."""
+    """LRU of what was understood per question: repeats skip detection and the encoders."""
 
     def __init__(self, size: int = 1024) -> None:
-        self._items: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
+        self._items: OrderedDict[str, Understood] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> tuple[str, np.ndarray] | None:
+    def get(self, key: str) -> Understood | None:
         with self._lock:
             item = self._items.get(key)
             if item is not None:
                 self._items.move_to_end(key)
             return item
 
-    def put(self, key: str, item: tuple[str, np.ndarray]) -> None:
+    def put(self, key: str, item: Understood) -> None:
         with self._lock:
             self._items[key] = item
             self._items.move_to_end(key)
@@ -257,12 +267,20 @@ class QAEngine:
 
     # -- asking ----------------------------------------------------------------------
     def understand(self, question: str) -> tuple[str, np.ndarray]:
-        """The question's language and vector, cached: people repeat questions."""
+        """The question's language and vector."""
+        got = self._understand(question)
+        return got.language, got.vector
+
+    def _understand(self, question: str) -> Understood:
+        """Cached: people repeat questions."""
         cached = self._qcache.get(question)
         if cached is None:
             vector = self._batcher.submit(question)
-            language = detect_language(question)  # while the encoder thread works
-            cached = (language, vector.result())
+            # While the encoder thread works: language id and the second view's encoding,
+            # whose CPU time is then off the question's wall time (e5's is the longer).
+            language = detect_language(question)
+            second = None if self._second is None else self._second.question(question)
+            cached = Understood(language, vector.result(), second)
             self._qcache.put(question, cached)
         return cached
 
@@ -305,19 +323,19 @@ class QAEngine:
         if not 1 <= k <= self.settings.max_k:
             raise QuestionError(f"k must be between 1 and {self.settings.max_k}")
         searcher = self.searcher()
-        language, vec = self.understand(q)
+        u = self._understand(q)
         filters = filters or NO_FILTERS
         if filters == NO_FILTERS:
-            hits, _ = self._search(searcher, q, language, vec, k, filters)
+            hits, _ = self._search(searcher, q, u, k, filters)
             unfiltered = hits
         else:
             # Abstention reads the unfiltered ranking (see answers.verdict); its reference
             # cosine also measures the shown passages' margins.
-            unfiltered, reference = self._search(searcher, q, language, vec, k, NO_FILTERS)
-            hits, _ = self._search(searcher, q, language, vec, k, filters, reference)
+            unfiltered, reference = self._search(searcher, q, u, k, NO_FILTERS)
+            hits, _ = self._search(searcher, q, u, k, filters, reference)
         return Answer(
             question=question,
-            question_language=language,
+            question_language=u.language,
             answerable=verdict(unfiltered, hits, searcher.answer_params),
             hits=hits,
             index_version=searcher.version,
@@ -342,8 +360,7 @@ class QAEngine:
         self,
         searcher: IndexReader,
         q: str,
-        language: str,
-        vec: np.ndarray,
+        u: Understood,
         k: int,
         filters: Filters,
         reference: float | None = None,
@@ -353,9 +370,11 @@ class QAEngine:
         # Each hit is checked against the store as well, so that an article deleted by
         # another process (the CLI) is caught too; its id joins the set and the top k are
         # picked again from the same candidates, so the answer still has k passages.
-        candidates = searcher.search(vec, q, k, filters)
+        candidates = searcher.search(u.vector, q, k, filters)
         second = (
-            None if self._second is None else SecondQuery(self._second, self._second.question(q))
+            None
+            if self._second is None or u.second is None
+            else SecondQuery(self._second, u.second)
         )
         for _ in range(3):
             excluded = self._excluded()
@@ -363,8 +382,8 @@ class QAEngine:
                 searcher,
                 candidates,
                 q,
-                language,
-                vec,
+                u.language,
+                u.vector,
                 k,
                 excluded=excluded.__contains__,
                 reference=reference,

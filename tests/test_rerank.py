@@ -341,3 +341,38 @@ def test_the_rerank_finds_the_spanish_paragraph_of_english_questions(
     assert sum(before) < len(CASES)
     if view is not None:
         view.close()
+
+
+def test_the_engine_encodes_a_question_in_the_second_view_once(
+    sample_settings: Settings, encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the second view on, an ask encodes its question in that view once (beside
+    e5's encoding, filters or not, and not again when the question is repeated), and the
+    served rerank uses it."""
+    from datetime import date
+
+    from akhbar.index.base import Filters
+    from akhbar.service.qa import QAEngine
+
+    calls: list[str] = []
+    question = SecondView.question
+    monkeypatch.setattr(
+        SecondView, "question", lambda self, text: calls.append(text) or question(self, text)
+    )
+    on = sample_settings.model_copy(update={"second_view": True})
+    q = "Which company signed an agreement with Morocco on the Dakhla data center?"
+    engine = QAEngine(on, encoder, question_cache=8)
+    plain = QAEngine(sample_settings, encoder, question_cache=0)
+    try:
+        calls.clear()  # the engine's warm-up
+        engine.ask(q, 5, Filters(since=date(2000, 1, 1)))
+        assert calls == [q]
+        with_view = engine.ask(q, 5)
+        assert calls == [q]
+        # The same passages scored otherwise: the rerank with the second view's cosine.
+        scores = {h.passage.chunk.id: h.score for h in plain.ask(q, 5).hits}
+        assert any(abs(h.score - scores.get(h.passage.chunk.id, h.score)) > 1e-6
+                   for h in with_view.hits)  # fmt: skip
+    finally:
+        engine.close()
+        plain.close()
