@@ -31,15 +31,17 @@ def _http_url(link: str | None) -> str | None:
 
 
 def _entry_date(entry: Any) -> date | None:
+    # dict.get, not entry.get: feedparser maps a missing `updated` to `published` with a
+    # DeprecationWarning on every such entry; the keys are read in order here anyway.
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = entry.get(key)
+        parsed = dict.get(entry, key)
         if parsed:
             try:
                 return date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday)
             except ValueError:
                 continue
     for key in ("published", "updated", "created", "dc_date"):
-        if entry.get(key) and (d := parse_date(entry[key])):
+        if (raw := dict.get(entry, key)) and (d := parse_date(raw)):
             return d
     return None
 
