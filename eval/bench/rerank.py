@@ -5,7 +5,10 @@ Parts, each a p50 over the eval set's questions: the backend's search; the answe
 (collapse, highlight) without the rerank; with the sentence rerank; with the sentence
 rerank and the second view (its question encoding included). The rerank's cost is the
 difference between the answer layer with and without it. Also what indexing the
-sentences and the second view adds, from the build's own timings.
+sentences and the second view adds, from the build's own timings; and whole asks as the
+service answers them (question encoded each time), the second view off and on, taken in
+turn: the service encodes the view's question on the asking thread while the encoder
+thread encodes it for e5, so its wall time and its CPU time differ.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from akhbar.pipeline import (
     run_ingest,
     sample_corpus_path,
 )
+from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
 
 TARGET_RERANK_P50_MS = 3.0
@@ -101,6 +105,7 @@ def bench_rerank(
             )
         reader.close()
         view.close()
+        asks = _whole_asks(s, encoder, texts)
     p50 = {name: percentiles(ms)["p50_ms"] for name, ms in parts.items()}
     rerank_ms = np.array(parts["answer_layer_rerank"]) - np.array(parts["answer_layer"])
     full_ms = np.array(parts["answer_layer_rerank_second_view"]) - np.array(parts["answer_layer"])
@@ -115,6 +120,7 @@ def bench_rerank(
         "rerank_with_second_view_p50_ms": float(np.median(full_ms)),
         "second_view_question_p50_ms": p50["second_view_question"],
         "top_passage_changed": changed_top,
+        "ask": asks,
         "indexing": {
             "chunks": len(prep.chunks),
             "sentences": sum(len(v) for v in enc.sentences or []),
@@ -130,3 +136,41 @@ def bench_rerank(
     }
     write_result("rerank", result, out_dir)
     return result
+
+
+def _whole_asks(settings: Settings, encoder: Encoder, texts: list[str]) -> dict:
+    """Wall and process CPU time of whole asks with the second view off and on, the two
+    engines taking each question in turn (off first, then on first), so drift in the
+    machine's load falls on both; the added cost is the median of per-question
+    differences."""
+    engines = {
+        "off": QAEngine(
+            settings.model_copy(update={"second_view": False}), encoder, question_cache=0
+        ),
+        "on": QAEngine(settings, encoder, question_cache=0),
+    }
+    wall: dict[str, list[float]] = {name: [] for name in engines}
+    cpu: dict[str, list[float]] = {name: [] for name in engines}
+    try:
+        for text in texts[:5]:  # warm both
+            for engine in engines.values():
+                engine.ask(text, K)
+        for i, text in enumerate(texts):
+            for name in ("off", "on") if i % 2 == 0 else ("on", "off"):
+                w0, c0 = time.perf_counter(), time.process_time()
+                engines[name].ask(text, K)
+                wall[name].append((time.perf_counter() - w0) * 1000)
+                cpu[name].append((time.process_time() - c0) * 1000)
+    finally:
+        for engine in engines.values():
+            engine.close()
+
+    def added(x: dict[str, list[float]]) -> float:
+        return round(float(np.median(np.array(x["on"]) - np.array(x["off"]))), 2)
+
+    return {
+        "wall_p50_ms": {name: round(float(np.median(v)), 2) for name, v in wall.items()},
+        "cpu_p50_ms": {name: round(float(np.median(v)), 2) for name, v in cpu.items()},
+        "second_view_added_wall_p50_ms": added(wall),
+        "second_view_added_cpu_p50_ms": added(cpu),
+    }
