@@ -97,7 +97,7 @@ class PostgresBackendSettings(BaseModel):
     # about 1.4M passages. It is only taken as the graph grows.
     hnsw_build_memory: str = Field(
         "2GB",
-        pattern=r"^[1-9][0-9]*(kB|MB|GB)$",
+        pattern=r"^[1-9][0-9]*(MB|GB)$",
         description="maintenance_work_mem of the HNSW build's transaction (e.g. 512MB, 2GB).",
     )
     ef_search: int = Field(

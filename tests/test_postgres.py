@@ -503,6 +503,17 @@ def test_the_hnsw_path_finds_what_exact_search_finds(
         ann.close()
 
 
+def test_the_hnsw_build_memory_setting_is_checked_before_any_build() -> None:
+    from pydantic import ValidationError
+
+    from akhbar.settings import PostgresBackendSettings
+
+    assert PostgresBackendSettings(hnsw_build_memory="512MB").hnsw_build_memory == "512MB"
+    for bad in ("64kB", "2 GB", "0MB", "lots"):  # under postgres's 1MB floor, or not a size
+        with pytest.raises(ValidationError):
+            PostgresBackendSettings(hnsw_build_memory=bad)
+
+
 @pytest.mark.parametrize(("memory", "spills"), [("1MB", True), ("65MB", False)])
 def test_the_hnsw_build_takes_its_memory_setting(postgres_url: str, memory, spills) -> None:
     """pgvector says when the graph outgrows maintenance_work_mem (then it builds page by
