@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from akhbar.corpus.ingest import ingest
-from akhbar.corpus.models import Article, IngestReport
+from akhbar.corpus.models import Article
 from akhbar.corpus.sources import iter_sources
 from akhbar.corpus.store import Store
 from akhbar.eval.benchmarks import BUNDLED_DIR
@@ -76,11 +76,11 @@ class DistractorsError(ValueError):
     """Extra distractors were named but none could be read."""
 
 
-def ingested_distractors(targets: Sequence[str]) -> tuple[list[Article], IngestReport]:
+def ingested_distractors(targets: Sequence[str]) -> list[Article]:
     """The canonical articles of ``targets`` (files, folders: what ``akhbar ingest``
-    takes) after the ingest pipeline, with its report. Nothing read is kept."""
+    takes) after the ingest pipeline. Nothing read is kept."""
     if not targets:
-        return [], IngestReport()
+        return []
     with (
         tempfile.TemporaryDirectory(prefix="akhbar-distractors-") as tmp,
         Store(Path(tmp) / "distractors.sqlite3") as store,
@@ -90,4 +90,4 @@ def ingested_distractors(targets: Sequence[str]) -> tuple[list[Article], IngestR
     if not articles:
         reasons = "; ".join(sorted({f"{src}: {why}" for src, why in report.reasons})[:3])
         raise DistractorsError(f"no distractor article in {', '.join(targets)} ({reasons})")
-    return articles, report
+    return articles

@@ -118,7 +118,7 @@ def run_eval_set(
 ) -> dict[str, Any]:
     items = load_eval_set(path)[:limit]
     bundled = list(iter_distractors()) if distractors else []
-    ingested, _ = ingested_distractors(extra_distractors)
+    ingested = ingested_distractors(extra_distractors)
     extra = bundled + ingested
     with tempfile.TemporaryDirectory(prefix="akhbar-eval-sample-") as tmp:
         t0 = time.perf_counter()
