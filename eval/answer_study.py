@@ -44,6 +44,8 @@ from akhbar.eval.indexing import build_sample_index
 from akhbar.eval.metrics import normalise_answer
 from akhbar.index import answerability as am
 from akhbar.index.answers import Hit, scored_hit, sentence_cosines, top_hits
+from akhbar.index.second_view import SecondQuery, SecondView
+from akhbar.pipeline import embeddings_path
 from akhbar.settings import Settings
 
 K = 10
@@ -71,15 +73,21 @@ def collect(settings: Settings, items: Sequence[EvalItem]) -> list[Asked]:
     out: list[Asked] = []
     with tempfile.TemporaryDirectory(prefix="akhbar-answer-study-") as tmp:
         reader, _ = build_sample_index(settings, encoder, Path(tmp), extra=iter_distractors())
+        # Reranked as the service reranks, with the second view where it runs one.
+        view = SecondView.open(embeddings_path(settings)) if settings.second_view else None
         try:
             for item in items:
                 q = item.question
                 language = detect_language(q)
                 vec = encoder.encode_queries([q])[0]
-                hits = top_hits(reader, reader.search(vec, q, K), q, language, vec, K)
+                second = None if view is None else SecondQuery(view, view.question(q))
+                cand = reader.search(vec, q, K)
+                hits = top_hits(reader, cand, q, language, vec, K, second=second)
                 out.append(Asked(item, am.question_cues(q, language), vec, hits))
         finally:
             reader.close()
+            if view is not None:
+                view.close()
     return out
 
 

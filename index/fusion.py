@@ -62,7 +62,7 @@ class FusionParams:
     # The rerank of the first candidates (index/rerank.py), fitted on dev splits by
     # eval/rerank_study.py; 0 candidates turns it off.
     rerank_depth: int = 30
-    sentence_weight: float = 1.25
+    sentence_weight: float = 1.0
     second_view_weight: float = 0.15
     sentence_weight_alone: float = 1.25  # when the second view is off
 

@@ -8,16 +8,15 @@ tests/test_rerank.py). The graph is built in memory from the package's own weigh
 the view starts, so there is no file to build, ship or keep in step.
 
 The graph starts after the embedding lookup: the package's 65 MB table is 8-bit with a
-scale per block of rows, and looking up a question's rows in numpy costs microseconds
-(``index/second_view.py``). Inputs, for a micro-batch of S texts and n tokens in all:
+scale per block of rows, and looking up a text's rows in numpy costs microseconds
+(``index/second_view.py``). One text a run, of n tokens. Inputs:
 
-- ``emb`` (n, 512) float32: the tokens' embeddings, texts one after the other;
+- ``emb`` (n, 512) float32: the tokens' embeddings;
 - ``window`` (n, 5) int64: for token t, the positions t-2 .. t+2, each replaced by n (a
-  zero row) where it falls outside t's own text, so texts never see each other;
-- ``segment`` (S, n) float32: 1 where token j belongs to text s;
-- ``lengths`` (S, 1) float32: tokens per text.
+  zero row) where it falls outside the text;
+- ``length`` (1, 1) float32: n.
 
-Output ``vectors`` (S, 512): L2-normalised.
+Output ``vectors`` (1, 512): L2-normalised.
 """
 
 from __future__ import annotations
@@ -35,14 +34,10 @@ WINDOW = MAX_LEFT + 1 + max(n - 1 - left for n, left in ORDERS)
 OPSET = 17  # LayerNormalization
 
 
-def window_index(lengths: np.ndarray) -> np.ndarray:
-    """The ``window`` input for texts of these token counts (see the module's docstring)."""
-    n = int(lengths.sum())
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    ends = starts + np.repeat(lengths, lengths)
+def window_index(n: int) -> np.ndarray:
+    """The ``window`` input for a text of ``n`` tokens (see the module's docstring)."""
     pos = np.arange(n, dtype=np.int64)[:, None] + np.arange(-MAX_LEFT, WINDOW - MAX_LEFT)
-    inside = (pos >= starts[:, None]) & (pos < ends[:, None])
-    return np.where(inside, pos, n)
+    return np.where((pos >= 0) & (pos < n), pos, n)
 
 
 def use_graph(weights: Any) -> Any:
@@ -115,15 +110,15 @@ def use_graph(weights: Any) -> Any:
         epsilon=w.eps,
     )
     # Sum the tokens, then project: the projection is linear, so this is the mean of the
-    # projected tokens (times the length) at one row a text.
-    s = node("MatMul", ["segment", f], "token_sum")
+    # projected tokens (times the length) at one row.
+    s = node("ReduceSum", [f, ints("axis0", 0)], "token_sum", keepdims=1)
     s = node("MatMul", [s, const("cnn_w", w.cnn_W)], "pooled")
     s = node(
         "Add",
-        [s, node("Mul", ["lengths", const("cnn_b", w.cnn_b[None, :])], "bias_sum")],
+        [s, node("Mul", ["length", const("cnn_b", w.cnn_b[None, :])], "bias_sum")],
         "pooled_biased",
     )
-    s = node("Div", [s, node("Sqrt", ["lengths"], "sqrt_len")], "pooled_scaled")
+    s = node("Div", [s, node("Sqrt", ["length"], "sqrt_len")], "pooled_scaled")
     y0 = node("Relu", [node("MatMul", [s, const("d0", w.d0)], "d0_mm")], "y0")
     y1 = node(
         "Add",
@@ -153,10 +148,9 @@ def use_graph(weights: Any) -> Any:
         [
             helper.make_tensor_value_info("emb", f32, ["n", EMBEDDING_DIM]),
             helper.make_tensor_value_info("window", i64, ["n", WINDOW]),
-            helper.make_tensor_value_info("segment", f32, ["s", "n"]),
-            helper.make_tensor_value_info("lengths", f32, ["s", 1]),
+            helper.make_tensor_value_info("length", f32, [1, 1]),
         ],
-        [helper.make_tensor_value_info("vectors", f32, ["s", EMBEDDING_DIM])],
+        [helper.make_tensor_value_info("vectors", f32, [1, EMBEDDING_DIM])],
         initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

@@ -277,7 +277,8 @@ class QAEngine:
         if cached is None:
             vector = self._batcher.submit(question)
             # While the encoder thread works: language id and the second view's encoding
-            # (on 2 cores this hides ~2 of the view's ~6 ms: `bench rerank`).
+            # (the two encoders share the machine's caches and memory, so this hides only
+            # part of the view's time: `bench rerank`).
             language = detect_language(question)
             second = (
                 None
