@@ -34,7 +34,7 @@ from akhbar.eval.indexing import build_sample_index
 from akhbar.index.analysis import analyze_cached
 from akhbar.index.answers import Hit, top_hits
 from akhbar.index.base import Candidates
-from akhbar.index.second_view import SecondQuery, SecondView
+from akhbar.index.second_view import SecondView
 from akhbar.pipeline import embeddings_path
 from akhbar.settings import Settings
 
@@ -92,7 +92,7 @@ def collect(settings: Settings) -> tuple[np.ndarray, np.ndarray, list[str]]:
                 language = detect_language(q)
                 vec = encoder.encode_queries([q])[0]
                 candidates = reader.search(vec, q, K)
-                view = None if second is None else SecondQuery(second, second.question(q))
+                view = None if second is None else second.query(q, language)
                 hits = top_hits(reader, candidates, q, language, vec, K, second=view)
                 rows.append(features(q, language, candidates, hits))
         finally:

@@ -44,7 +44,7 @@ from akhbar.eval.indexing import build_sample_index
 from akhbar.eval.metrics import normalise_answer
 from akhbar.index import answerability as am
 from akhbar.index.answers import Hit, scored_hit, sentence_cosines, top_hits
-from akhbar.index.second_view import SecondQuery, SecondView
+from akhbar.index.second_view import SecondView
 from akhbar.pipeline import embeddings_path
 from akhbar.settings import Settings
 
@@ -80,7 +80,7 @@ def collect(settings: Settings, items: Sequence[EvalItem]) -> list[Asked]:
                 q = item.question
                 language = detect_language(q)
                 vec = encoder.encode_queries([q])[0]
-                second = None if view is None else SecondQuery(view, view.question(q))
+                second = None if view is None else view.query(q, language)
                 cand = reader.search(vec, q, K)
                 hits = top_hits(reader, cand, q, language, vec, K, second=second)
                 out.append(Asked(item, am.question_cues(q, language), vec, hits))

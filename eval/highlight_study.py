@@ -28,7 +28,7 @@ from akhbar.index.answers import highlight, top_hits
 from akhbar.index.base import Passage
 from akhbar.index.encoder import SentenceTransformerEncoder
 from akhbar.index.prepare import ChunkingParams, embed_text
-from akhbar.index.second_view import SecondQuery, SecondView
+from akhbar.index.second_view import SecondView
 from akhbar.pipeline import embeddings_path
 from akhbar.settings import Settings
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             q = encoder.encode_queries([item.question])[0]
             lang = detect_language(item.question)
             cand = reader.search(q, item.question, 5)
-            second = None if view is None else SecondQuery(view, view.question(item.question))
+            second = None if view is None else view.query(item.question, lang)
             hits = top_hits(reader, cand, item.question, lang, q, 1, second=second)
             needle = normalise_answer(item.answer)
             if not hits or not needle or needle not in normalise_answer(hits[0].passage.chunk.text):

@@ -12,7 +12,7 @@ import numpy as np
 from akhbar.index.answers import Hit, top_hits
 from akhbar.index.base import IndexReader, Mode, Progress
 from akhbar.index.encoder import Encoder
-from akhbar.index.second_view import SecondQuery, SecondView
+from akhbar.index.second_view import SecondView
 
 MODES: tuple[Mode, ...] = ("lexical", "dense", "hybrid")
 
@@ -103,7 +103,7 @@ def retrieve(
     total = len(queries) * len(modes)
     done = 0
     for query, vec in zip(queries, vectors, strict=True):
-        second_q = None if second is None else SecondQuery(second, second.question(query.text))
+        second_q = None if second is None else second.query(query.text, query.language)
         for mode in modes:
             t0 = time.perf_counter()
             candidates = searcher.search(vec, query.text, k, mode=mode)

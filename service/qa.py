@@ -280,11 +280,7 @@ class QAEngine:
             # (the two encoders share the machine's caches and memory, so this hides only
             # part of the view's time: `bench rerank`).
             language = detect_language(question)
-            second = (
-                None
-                if self._second is None
-                else SecondQuery(self._second, self._second.question(question))
-            )
+            second = None if self._second is None else self._second.query(question, language)
             cached = Understood(language, vector.result(), second)
             self._qcache.put(question, cached)
         return cached

@@ -283,6 +283,23 @@ def test_second_view_vectors_are_cached_by_text(tmp_path: Path) -> None:
     again.close()
 
 
+def test_the_second_view_reads_only_the_languages_it_was_trained_on() -> None:
+    class Counting(UseEncoder):
+        calls = 0
+
+        def encode(self, texts):
+            self.calls += len(texts)
+            return super().encode(texts)
+
+    view = SecondView(None, Counting())
+    assert view.query("Τι υπέγραψε το Μαρόκο;", "el") is None
+    assert view.query("¿Qué firmó Marruecos?", "und") is None
+    assert view.encoder.calls == 0
+    got = view.query("¿Qué firmó Marruecos?", "es")
+    assert got is not None and got.view is view and view.encoder.calls == 1
+    assert np.allclose(got.vector, view.question("¿Qué firmó Marruecos?"))
+
+
 def test_the_second_view_graph_gives_the_packages_vectors() -> None:
     """index/use_graph.py and SentencePiece against the package's own numpy forward pass
     and tokenizer, in float32; then the shipped int8 encoder against them. (Not an empty
@@ -393,14 +410,18 @@ def test_the_engine_encodes_a_question_in_the_second_view_once(
         SecondView, "question", lambda self, text: calls.append(text) or question(self, text)
     )
     on = sample_settings.model_copy(update={"second_view": True})
+    off = sample_settings.model_copy(update={"second_view": False})
     q = "Which company signed an agreement with Morocco on the Dakhla data center?"
     engine = QAEngine(on, encoder, question_cache=8)
-    plain = QAEngine(sample_settings, encoder, question_cache=0)
+    plain = QAEngine(off, encoder, question_cache=0)
     try:
         calls.clear()  # the engine's warm-up
         engine.ask(q, 5, Filters(since=date(2000, 1, 1)))
         assert calls == [q]
         with_view = engine.ask(q, 5)
+        assert calls == [q]
+        # A language the view was not trained on (detected "und") is not encoded in it.
+        engine.ask("Ποια εταιρεία υπέγραψε συμφωνία με το Μαρόκο για το Ντάχλα;", 5)
         assert calls == [q]
         # The same passages scored otherwise: the rerank with the second view's cosine.
         scores = {h.passage.chunk.id: h.score for h in plain.ask(q, 5).hits}

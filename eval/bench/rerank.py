@@ -32,7 +32,7 @@ from akhbar.index.answers import top_hits
 from akhbar.index.cache import EmbeddingCache
 from akhbar.index.encoder import Encoder
 from akhbar.index.prepare import prepare
-from akhbar.index.second_view import SecondQuery, SecondView
+from akhbar.index.second_view import SecondView
 from akhbar.pipeline import (
     chunking_params,
     embeddings_path,
@@ -91,7 +91,7 @@ def bench_rerank(
             t2 = time.perf_counter()
             top_hits(reader, cand, text, lang, vec, K)
             t3 = time.perf_counter()
-            second = SecondQuery(view, view.question(text))
+            second = view.query(text, lang)
             t4 = time.perf_counter()
             both = top_hits(reader, cand, text, lang, vec, K, second=second)
             t5 = time.perf_counter()
