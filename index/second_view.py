@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -150,6 +151,13 @@ class UseEncoder:
         return out
 
 
+@cache
+def shared_encoder() -> UseEncoder:
+    """The process's encoder: it holds nothing but its weights and is thread-safe, while
+    building one takes ~2 s and ~100 MB, so indexing, merging and serving share it."""
+    return UseEncoder()
+
+
 class SecondView:
     """The second view's question vectors, and its passage vectors by passage text.
 
@@ -169,7 +177,7 @@ class SecondView:
         *,
         recent: int = RECENT_PASSAGES,
     ) -> None:
-        self.encoder = encoder or UseEncoder()
+        self.encoder = encoder or shared_encoder()
         self.cache = cache
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self._recent_size = recent
