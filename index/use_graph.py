@@ -60,6 +60,9 @@ def use_graph(weights: Any) -> Any:
     def ints(name: str, *values: int) -> str:
         return const(name, np.array(values, np.int64))
 
+    def times(x: str, name: str, weight: np.ndarray) -> str:
+        return node("MatMul", [x, const(name, weight)], f"{name}_mm")
+
     w = weights
     x = node("MatMul", ["emb", const("proj_w", w.proj_W)], "proj")
     x = node("Add", [x, const("proj_b", w.proj_b)], "proj_biased")
@@ -119,25 +122,11 @@ def use_graph(weights: Any) -> Any:
         "pooled_biased",
     )
     s = node("Div", [s, node("Sqrt", ["length"], "sqrt_len")], "pooled_scaled")
-    y0 = node("Relu", [node("MatMul", [s, const("d0", w.d0)], "d0_mm")], "y0")
-    y1 = node(
-        "Add",
-        [
-            node("MatMul", [s, const("p1", w.p1)], "p1_mm"),
-            node("MatMul", [y0, const("d1", w.d1)], "d1_mm"),
-        ],
-        "y1_sum",
-    )
-    y1 = node("Relu", [y1], "y1")
-    y2 = node("Relu", [node("MatMul", [y1, const("d2", w.d2)], "d2_mm")], "y2")
-    z = node(
-        "Add",
-        [
-            node("MatMul", [y1, const("p3", w.p3)], "p3_mm"),
-            node("MatMul", [y2, const("d3", w.d3)], "d3_mm"),
-        ],
-        "z_sum",
-    )
+
+    y0 = node("Relu", [times(s, "d0", w.d0)], "y0")
+    y1 = node("Relu", [node("Add", [times(s, "p1", w.p1), times(y0, "d1", w.d1)], "y1_sum")], "y1")
+    y2 = node("Relu", [times(y1, "d2", w.d2)], "y2")
+    z = node("Add", [times(y1, "p3", w.p3), times(y2, "d3", w.d3)], "z_sum")
     z = node("Tanh", [z], "z")
     node("LpNormalization", [z], "vectors", axis=-1, p=2)
 
