@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 import bm25s.stopwords as sw
@@ -50,3 +51,12 @@ def analyze_cached(text: str, language: str) -> tuple[str, ...]:
     come back again and again and accent folding in Python is the costly part. Not for
     index builds: those see every text once and would only fill the cache."""
     return tuple(analyze(text, language))
+
+
+def passage_terms(text: str, sentences: Sequence[tuple[int, int]], language: str) -> set[str]:
+    """A passage's analysed terms at query time, as the union of its sentences': the
+    highlight analyses (and caches) the same sentences, so no passage is analysed twice."""
+    terms: set[str] = set()
+    for a, b in sentences or ((0, len(text)),):
+        terms.update(analyze_cached(text[a:b], language))
+    return terms

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from akhbar.index.analysis import LANGUAGES, analyze_cached
+from akhbar.index.analysis import LANGUAGES, analyze_cached, passage_terms
 
 # Questions whose answer is a quantity, a date or a time: the sentence that answers holds a
 # number the question does not.
@@ -146,11 +146,7 @@ def answer_features(
     ``best_sentence``: its best sentence's cosine (the
     passage's own where it has no sentence vectors)."""
     reference = dense - margin
-    # The passage's terms as the union of its sentences': the highlight has just analysed
-    # (and cached) each of them, so the passage costs no second analysis.
-    passage_terms = set(analyze_cached(title, language))
-    for a, b in sentences or ((0, len(text)),):
-        passage_terms.update(analyze_cached(text[a:b], language))
+    terms = passage_terms(text, sentences, language) | set(analyze_cached(title, language))
     # The question analysed as the passage is, and in its own language.
     content = set(analyze_cached(cues.question, language)) | set(
         analyze_cached(cues.question, cues.language)
@@ -163,14 +159,10 @@ def answer_features(
             margin,
             best_sentence - reference,
             score,
-            len(content & passage_terms) / max(1, len(content)),
+            len(content & terms) / max(1, len(content)),
             len(content & set(sentence_tokens)) / max(1, len(content)),
-            (
-                sum(n in passage_terms for n in cues.numbers) / len(cues.numbers)
-                if cues.numbers
-                else 1.0
-            ),
-            sum(all(t in passage_terms for t in n) for n in names) / len(names) if names else 1.0,
+            (sum(n in terms for n in cues.numbers) / len(cues.numbers) if cues.numbers else 1.0),
+            sum(all(t in terms for t in n) for n in names) / len(names) if names else 1.0,
             float(language == cues.language),
             lexical,
             float(_new_number(sentence_tokens, cues)) if cues.wants_number else 1.0,

@@ -105,6 +105,7 @@ def top_hits(
             query_vector,
             params,
             second,
+            (question, question_language),
         )
         order = np.concatenate([sub, np.arange(head, n)])
         scores = np.concatenate([new, scores[head:]])

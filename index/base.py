@@ -93,6 +93,7 @@ class AnswerParams:
     sentence_weight: float = 0.0  # with the second view
     second_view_weight: float = 0.0
     sentence_weight_alone: float = 0.0  # without it
+    coverage_weight: float = 0.0  # the question's terms a same-language passage holds
 
 
 @dataclass(frozen=True)

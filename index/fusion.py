@@ -65,6 +65,7 @@ class FusionParams:
     sentence_weight: float = 1.0
     second_view_weight: float = 0.15
     sentence_weight_alone: float = 1.25  # when the second view is off
+    coverage_weight: float = 0.125
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,6 +78,7 @@ class FusionParams:
             self.sentence_weight,
             self.second_view_weight,
             self.sentence_weight_alone,
+            self.coverage_weight,
         )
 
 

@@ -6,7 +6,11 @@ and the best sentence's cosine, added to the fused score, lifts the passage hold
 one sentence that matches, which matters most across languages (English or Arabic
 questions over Spanish passages). A second multilingual model (``index/second_view.py``),
 where the index and the question both have its vectors, adds its cosine with a small
-weight: a second opinion that errs differently. Only the first ``rerank_depth`` candidates
+weight: a second opinion that errs differently. A passage in the question's own language
+also adds the share of the question's terms it holds, each term weighted by its IDF among
+the reranked passages: BM25 in the fused score rewards repeating a term, this rewards
+holding all of them, the rare ones first (across languages only names and numbers would
+match, so other-language passages get none). Only the first ``rerank_depth`` candidates
 are reordered; the rest keep the backend's order, and neither the cosine nor the margin
 abstention reads changes. Weights are fitted offline on dev splits
 (``eval/rerank_study.py``; the figures are in eval/results/rerank-study.md).
@@ -14,10 +18,13 @@ abstention reads changes. Weights are fitted offline on dev splits
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 
+from akhbar.index.analysis import LANGUAGES, analyze_cached, passage_terms
 from akhbar.index.base import AnswerParams, Passage
 from akhbar.index.second_view import SecondQuery
 
@@ -31,6 +38,32 @@ def best_sentence_cosine(passage: Passage, query_vector: np.ndarray, fallback: f
     return float((vecs.astype(np.float32) @ query_vector).max())
 
 
+def term_coverage(question: str, language: str, passages: Sequence[Passage]) -> np.ndarray:
+    """Per passage, the share of the question's IDF-weighted terms it holds, IDF counted
+    among those of ``passages`` in the question's language; 0 for a passage in another
+    language, and for all where the question's language has no full analysis (stopwords
+    and a stemmer) or no terms."""
+    out = np.zeros(len(passages), np.float32)
+    if language not in LANGUAGES:
+        return out
+    question_terms = set(analyze_cached(question, language))
+    same = [i for i, p in enumerate(passages) if p.chunk.language == language]
+    if not question_terms or not same:
+        return out
+    held = {
+        i: question_terms
+        & passage_terms(passages[i].chunk.text, passages[i].chunk.sentences, language)
+        for i in same
+    }
+    df = Counter(t for terms in held.values() for t in terms)
+    n = len(same)
+    idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in question_terms}
+    total = sum(idf.values())
+    for i, terms in held.items():
+        out[i] = sum(idf[t] for t in terms) / total
+    return out
+
+
 def rerank_order(
     scores: np.ndarray,
     dense: np.ndarray,
@@ -38,10 +71,12 @@ def rerank_order(
     query_vector: np.ndarray,
     params: AnswerParams,
     second: SecondQuery | None = None,
+    question: tuple[str, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The new order of the first ``len(passages)`` candidates (indices into them) and
     their new scores, in that order. Candidates past ``params.rerank_depth`` keep their
-    place and score; none moves past the reranked block."""
+    place and score; none moves past the reranked block. ``question``: its text and
+    language, for the term coverage (none without it)."""
     n = len(passages)
     depth = min(params.rerank_depth, n)
     new = np.asarray(scores[:n], np.float32).copy()
@@ -60,6 +95,8 @@ def rerank_order(
     if second is not None and with_second:
         vecs = second.view.passages([p.chunk.text for p in head])
         new[:depth] += params.second_view_weight * (vecs @ second.vector)
+    if question is not None and params.coverage_weight:
+        new[:depth] += params.coverage_weight * term_coverage(*question, head)
     first = np.argsort(-new[:depth], kind="stable")
     order = np.concatenate([first, np.arange(depth, n)])
     return order, new[order]
