@@ -89,7 +89,6 @@ def test_a_passage_without_sentence_vectors_is_scored_by_its_own_cosine() -> Non
     assert order.tolist() == [0, 1]
 
 
-
 def _spanned(text: str, language: str = "es") -> Passage:
     return passage(text, [(0, len(text))], None, language=language)
 
@@ -97,40 +96,47 @@ def _spanned(text: str, language: str = "es") -> Passage:
 def test_term_coverage_weights_the_rarer_question_terms_higher() -> None:
     question = "¿Qué empresa construye el centro de datos de Dakhla?"
     ps = [
+        _spanned("El centro de datos de Madrid abrió en 2020."),  # common terms only
         _spanned("La empresa Iozera construye en Dakhla un centro de datos."),  # all terms
-        _spanned("El centro de datos de Madrid abrió en 2020."),  # common ones only
-        _spanned("Dakhla acoge un festival de música."),  # the rare one only
+        _spanned("Dakhla acoge un festival de música."),  # one term
         _spanned("Iozera construit à Dakhla un centre de données.", language="fr"),
     ]
     cov = term_coverage(question, "es", ps)
-    assert cov[0] == pytest.approx(1.0)
-    # "empresa" and "construye" are only in the first, "centro", "datos" and "Dakhla" in
-    # two of the three Spanish passages: each share is its terms' weight.
-    assert 0 < cov[2] < cov[0] and 0 < cov[1] < cov[0]
-    assert cov[1] > cov[2]  # two shared terms against one
-    assert cov[3] == 0.0  # another language: names match there, noise elsewhere
+    # Measured from the best passage in the question's language: the one holding every
+    # term. "empresa" and "construye" are only there, "centro", "datos" and "Dakhla" in
+    # two of the three Spanish passages: each falls short by the weight of what it lacks.
+    assert cov[1] == 0.0
+    assert cov[2] < cov[0] < 0  # one shared term against two
+    # Another language is neither lifted nor pushed down: only the question's own
+    # language is compared, among itself.
+    assert cov[3] == 0.0
     # A language with no stopwords or stemmer, and a question with no terms, add nothing.
     assert not term_coverage("ما هي الشركة؟", "ar", [_spanned("الشركة", "ar")]).any()
     assert not term_coverage("¿Qué?", "es", ps).any()
 
 
-def test_coverage_lifts_the_passage_holding_the_question_s_terms() -> None:
+def test_coverage_reorders_the_question_s_language_and_lifts_none_over_another() -> None:
     q = unit(1, 0)
     question = "¿Qué empresa construye el centro de datos de Dakhla?"
     ps = [
         _spanned("El centro de datos de Madrid abrió en 2020."),
-        _spanned("Iozera construye en Dakhla un centro de datos."),
+        _spanned("Iozera construit à Dakhla un centre de données.", language="fr"),
+        _spanned("La empresa Iozera construye en Dakhla un centro de datos."),
     ]
-    scores = np.array([0.82, 0.80], np.float32)
-    p = AnswerParams(rerank_depth=2, coverage_weight=0.125)
-    order, _ = rerank_order(scores, scores, ps, q, p, question=(question, "es"))
-    assert order.tolist() == [1, 0]
+    scores = np.array([0.82, 0.81, 0.80], np.float32)
+    p = AnswerParams(rerank_depth=3, coverage_weight=0.125)
+    order, new = rerank_order(scores, scores, ps, q, p, question=(question, "es"))
+    # The Spanish passage holding the question's terms passes the one that does not; the
+    # French one keeps its score, so the best Spanish passage cannot pass it.
+    assert order.tolist() == [1, 2, 0]
+    assert new[0] == pytest.approx(0.81)
     # Without the question (or with a weight of 0) the order stays.
-    assert rerank_order(scores, scores, ps, q, p)[0].tolist() == [0, 1]
+    assert rerank_order(scores, scores, ps, q, p)[0].tolist() == [0, 1, 2]
     order, _ = rerank_order(
-        scores, scores, ps, q, AnswerParams(rerank_depth=2), question=(question, "es")
+        scores, scores, ps, q, AnswerParams(rerank_depth=3), question=(question, "es")
     )
-    assert order.tolist() == [0, 1]
+    assert order.tolist() == [0, 1, 2]
+
 
 class _Reader:
     """An IndexReader over fixed passages, for the answer layer."""

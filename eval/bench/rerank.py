@@ -8,7 +8,9 @@ difference between the answer layer with and without it. Also what indexing the
 sentences and the second view adds, from the build's own timings; and whole asks as the
 service answers them (question encoded each time), the second view off and on, taken in
 turn: the service encodes the view's question on the asking thread while the encoder
-thread encodes it for e5, so its wall time and its CPU time differ.
+thread encodes it for e5, so its wall time and its CPU time differ. The term coverage is
+also timed alone, cold (the analysis cache cleared before each question: the worst case,
+a question whose reranked passages no question before touched).
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from akhbar.eval.bench.common import (
     write_result,
 )
 from akhbar.eval.bench.questions import eval_set_questions
+from akhbar.index.analysis import analyze_cached
 from akhbar.index.answers import top_hits
 from akhbar.index.cache import EmbeddingCache
 from akhbar.index.encoder import Encoder
 from akhbar.index.prepare import prepare
+from akhbar.index.rerank import term_coverage
 from akhbar.index.second_view import SecondView
 from akhbar.pipeline import (
     chunking_params,
@@ -81,6 +85,7 @@ def bench_rerank(
             "answer_layer_rerank": [],
             "answer_layer_rerank_second_view": [],
             "second_view_question": [],
+            "term_coverage_cold": [],
         }
         changed_top = 0
         for text, vec, lang in zip(texts, vectors, langs, strict=True):
@@ -103,6 +108,13 @@ def bench_rerank(
             changed_top += bool(plain and both) and (
                 plain[0].passage.chunk.id != both[0].passage.chunk.id
             )
+        for text, vec, lang in zip(texts, vectors, langs, strict=True):
+            cand = reader.search(vec, text, K)
+            head = reader.passages(cand.keys[: reader.answer_params.rerank_depth])
+            analyze_cached.cache_clear()
+            t0 = time.perf_counter()
+            term_coverage(text, lang, head)
+            parts["term_coverage_cold"].append((time.perf_counter() - t0) * 1000)
         reader.close()
         view.close()
         asks = _whole_asks(s, encoder, texts)
