@@ -269,6 +269,11 @@ def _print_rerank(console: Console, res: dict) -> None:
         f"{res['rerank_with_second_view_p50_ms']:.2f} ms (its question "
         f"{res['second_view_question_p50_ms']:.2f} ms); targets {res['targets']}"
     )
+    cold = res["parts_p50_ms"]["term_coverage_cold"]
+    console.print(
+        f"term coverage, analysis cache cleared: p50 {cold:.2f} ms over the "
+        f"{res['term_coverage_cold_questions']} questions with passages to analyse"
+    )
     console.print(f"indexing: {res['indexing']}")
 
 
