@@ -164,6 +164,24 @@ def test_peer_smoke(settings_for, encoder, tmp_path: Path) -> None:
     assert _positive(data["indexing_ratio_txtai_over_ours_index"])
 
 
+def test_rerank_smoke(settings_for, encoder, tmp_path: Path) -> None:
+    from akhbar.eval.bench.rerank import bench_rerank
+
+    settings = settings_for(tmp_path / "user")
+    bench_rerank(settings, encoder, questions=30, articles=4, out_dir=tmp_path / "out")
+    data = _written(tmp_path / "out", "rerank")
+    assert data["questions"] == 30 and data["chunks"] == data["indexing"]["chunks"] > 0
+    assert set(data["parts_p50_ms"]) >= {"search", "answer_layer", "term_coverage_cold"}
+    assert all(_positive(v) for v in data["parts_p50_ms"].values())
+    # Questions in the sample's language were timed cold; the others had nothing to analyse.
+    assert 0 < data["term_coverage_cold_questions"] < 30
+    assert (
+        data["indexing"]["sentences_encoded"] > 0 and data["indexing"]["second_view_encode_s"] > 0
+    )
+    for engine in ("off", "on"):
+        assert _positive(data["ask"]["wall_p50_ms"][engine])
+
+
 def test_cli_options_parse(settings_for, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`akhbar bench` is a typer command like the others: options parsed, bad ones refused
     with exit 1 and a message, not a traceback."""

@@ -30,6 +30,7 @@ from akhbar.eval.bench.common import (
     percentiles,
     write_result,
 )
+from akhbar.eval.bench.indexing import JSONL, write_slice
 from akhbar.eval.bench.questions import eval_set_questions
 from akhbar.index.analysis import LANGUAGES, analyze_cached
 from akhbar.index.answers import top_hits
@@ -59,12 +60,18 @@ def bench_rerank(
     encoder: Encoder,
     *,
     questions: int = 200,
+    articles: int | None = None,
     out_dir: Path = RESULTS_DIR,
 ) -> dict:
+    """``articles``: the first N articles of the sample's JSONL (default: the whole sample)."""
     texts = eval_set_questions(questions)
     with tempfile.TemporaryDirectory(prefix="akhbar-bench-rerank-") as tmp:
         s = bench_settings(settings, Path(tmp) / "home", backend="local", second_view=True)
-        run_ingest(s, [str(sample_corpus_path())])
+        corpus = sample_corpus_path()
+        if articles:
+            corpus = Path(tmp) / "articles.jsonl"
+            write_slice(sample_corpus_path() / JSONL, corpus, 0, articles)
+        run_ingest(s, [str(corpus)])
         # Encoded once here, from an empty cache, for the parts' timings; the build then
         # reads every vector back.
         cache = EmbeddingCache.for_encoder(embeddings_path(s), encoder)

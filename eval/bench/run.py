@@ -24,7 +24,7 @@ DEFAULT = tuple(name for name in ALL if name != "postgres")
 
 @dataclass
 class BenchOptions:
-    articles: int | None = None  # indexing/peer: first N sample articles (default: all)
+    articles: int | None = None  # indexing/peer/rerank: first N sample articles (default: all)
     requests: int = 200  # latency: requests per (workload, concurrency)
     concurrency: tuple[int, ...] = (1, 8, 32)
     sizes: tuple[str, ...] = ("sample", "100000")  # latency: "sample" or a tier size
@@ -177,7 +177,13 @@ def run_benchmarks(
         elif name == "rerank":
             from akhbar.eval.bench.rerank import bench_rerank
 
-            res = bench_rerank(settings, encoder, questions=opt.queries, out_dir=opt.out_dir)
+            res = bench_rerank(
+                settings,
+                encoder,
+                questions=opt.queries,
+                articles=opt.articles,
+                out_dir=opt.out_dir,
+            )
             _print_rerank(console, res)
         else:
             from akhbar.eval.bench.peer import bench_peer
