@@ -259,19 +259,19 @@ def main(argv: list[str] | None = None) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     cache = EmbeddingCache.for_encoder(embeddings_path(settings), encoder)
     depth = max(DEPTHS)
+    # Each benchmark with its questions' language.
     benches = [
-        load_xquad(q, d, data_dir=args.data / "xquad", limit=args.limit) for _, q, d in TASKS
+        (load_xquad(q, d, data_dir=args.data / "xquad", limit=args.limit), q) for _, q, d in TASKS
     ]
-    benches.append(load_piaf(data_dir=args.data / "piaf", limit=args.limit))
+    benches.append((load_piaf(data_dir=args.data / "piaf", limit=args.limit), "fr"))
     tasks: list[TaskData] = []
     readers: dict[str, IndexReader] = {}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for bench in benches:
+        for bench, language in benches:
             pool = next(iter(bench.docs)).rsplit("-", 2)[0]
             if pool not in readers:
                 readers[pool], _ = build_benchmark_index(bench, settings, encoder, Path(tmp) / pool)
-            language = bench.name.split("-")[1] if bench.name.startswith("xquad") else "fr"
             tasks.append(
                 collect(bench, readers[pool], encoder, use, cache, args.work, depth, language)
             )

@@ -88,7 +88,8 @@ class AnswerParams:
     abstain_threshold: float = 0.0
     highlight_term_weight: float = 0.01
     # The rerank of the first candidates (index/rerank.py): how many, and the weights of
-    # the best sentence's cosine and of the second view's cosine added to the score.
+    # what it adds to the score: the best sentence's cosine, the second view's cosine and
+    # the term coverage.
     rerank_depth: int = 0
     sentence_weight: float = 0.0  # with the second view
     second_view_weight: float = 0.0
