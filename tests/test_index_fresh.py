@@ -256,30 +256,6 @@ def test_the_store_numbers_every_article_write(tmp_path: Path) -> None:
         assert store.changes_after(0, limit=1) == ([article.id], 1)
 
 
-def test_the_store_prunes_read_changes_and_tells_a_reader_left_behind(tmp_path: Path) -> None:
-    from akhbar.corpus.store import ChangesPrunedError
-
-    with Store(tmp_path / "s.sqlite3") as store:
-        ids = []
-        for i in range(3):
-            a = dataclasses.replace(as_article(ALGAE), id=f"a{i}")
-            with store.transaction() as conn:
-                store.put_article(conn, a, content_hash=a.id, signature=None)
-            ids.append(a.id)
-        assert store.prune_changes(2) == 2
-        assert store.changes_after(2) == (["a2"], 3)
-        for behind in (0, 1):  # rows after these were deleted: never a silent partial answer
-            with pytest.raises(ChangesPrunedError):
-                store.changes_after(behind)
-        assert store.prune_changes(100) == 1  # at most up to the last write
-        assert store.change_seq() == 3 and store.changes_after(3) == ([], 3)
-        assert store.prune_changes(1) == 0  # going back keeps the higher floor
-        with pytest.raises(ChangesPrunedError):
-            store.changes_after(2)
-        assert store.delete_article("a0")
-        assert store.change_seq() == 4 and store.changes_after(3) == (["a0"], 4)
-
-
 def write_jsonl(path: Path, *records: dict) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return path

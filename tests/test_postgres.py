@@ -25,7 +25,7 @@ from pydantic import SecretStr  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from akhbar.corpus.models import Article  # noqa: E402
-from akhbar.corpus.store import Store  # noqa: E402
+from akhbar.corpus.store import ChangesPrunedError, Store  # noqa: E402
 from akhbar.index.answers import top_hits  # noqa: E402
 from akhbar.index.base import IndexIntegrityError, NoIndexError  # noqa: E402
 from akhbar.index.postgres import generation  # noqa: E402
@@ -394,6 +394,68 @@ def test_writes_before_any_build_say_so(pg_settings: Settings, encoder) -> None:
             index.upsert([NADOR])
     finally:
         index.close()
+
+
+def test_a_catch_up_prunes_what_its_generation_holds_and_an_index_left_behind_rebuilds(
+    sample_settings: Settings, settings_for, postgres_url: str, encoder, articles
+) -> None:
+    """The store's change log does not grow forever: the first catch-up on a generation
+    deletes the rows it was built from. Another index following the same store from an
+    older watermark finds no row telling it of a delete and an ingest made meanwhile: it
+    sees the gap and rebuilds from the store rather than miss them."""
+
+    def home_on(namespace: str) -> Settings:
+        home = Path(tempfile.mkdtemp(prefix="akhbar-test-pg-prune-"))
+        shutil.copytree(sample_settings.cache_dir, home / "cache")
+        with psycopg.connect(postgres_url) as conn:
+            migrate(conn, namespace)
+        return settings_for(
+            home,
+            backend="postgres",
+            database_url=SecretStr(postgres_url),
+            postgres={"namespace": namespace},
+        )
+
+    settings = home_on(fresh_namespace())
+    served, lagging = backend(settings, encoder), backend(home_on(fresh_namespace()), encoder)
+
+    def build(index: PostgresIndex, store) -> None:
+        seq = store.change_seq()  # read before the articles, as `akhbar index` does
+        index.build(store.iter_articles(), corpus_checksum=store.checksum(), store_seq=seq)
+
+    try:
+        with open_store(settings) as store:
+            with store.transaction() as conn:
+                for a in articles[:12]:
+                    store.put_article(conn, a, content_hash=a.id, signature=None)
+            build(served, store)
+            build(lagging, store)
+            gone = articles[0]
+            assert store.delete_article(gone.id)
+            with store.transaction() as conn:
+                store.put_article(conn, NADOR, content_hash=NADOR.id, signature=None)
+            last = store.change_seq()
+            assert served.catch_up(store) == 2
+            build(served, store)
+            assert served.catch_up(store) == 0  # the first catch-up on the new one prunes
+            assert store.changes_after(last) == ([], last)
+            with pytest.raises(ChangesPrunedError):
+                store.changes_after(last - 1)
+            before = lagging.current_version()
+            assert before is not None
+            lagging.catch_up(store)
+        after = lagging.current_version()
+        assert after is not None and after.split(".")[0] != before.split(".")[0]  # rebuilt
+        for index in (lagging, served):
+            reader = index.open()
+            assert ask(reader, encoder, NADOR_Q, 1)[0].passage.chunk.article_id == NADOR.id
+            assert gone.id not in {
+                h.passage.chunk.article_id for h in ask(reader, encoder, gone.title, 10)
+            }
+        assert lagging.open().count == served.open().count
+    finally:
+        served.close()
+        lagging.close()
 
 
 # -- replicas ------------------------------------------------------------------------------

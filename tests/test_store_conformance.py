@@ -19,6 +19,7 @@ from akhbar.corpus.ingest import ingest
 from akhbar.corpus.models import Article, RawItem
 from akhbar.corpus.store import (
     ArticleStore,
+    ChangesPrunedError,
     FeedRecord,
     JobRecord,
     SqliteStore,
@@ -262,6 +263,27 @@ def test_a_writer_waits_for_the_open_one_so_numbers_follow_commits(open_store: O
     assert ids == ["a-001", "a-002"] and stop == reader.change_seq() == first.change_seq()
 
 
+def test_pruned_changes_are_gone_and_a_reader_left_behind_is_told(open_store: Opener) -> None:
+    store, other = open_store(), open_store()
+    seqs = []
+    for n in range(3):
+        put(store, article(n))
+        seqs.append(store.change_seq())
+    assert store.prune_changes(seqs[1]) == 2
+    assert other.changes_after(seqs[1]) == (["a-002"], seqs[2])
+    for behind in (0, seqs[0]):  # rows after these were deleted: never a silent partial answer
+        with pytest.raises(ChangesPrunedError):
+            other.changes_after(behind)
+    assert store.prune_changes(seqs[2] + 100) == 1  # at most up to the last write
+    assert store.change_seq() == seqs[2] and store.changes_after(seqs[2]) == ([], seqs[2])
+    assert store.prune_changes(seqs[0]) == 0  # going back keeps the higher floor
+    with pytest.raises(ChangesPrunedError):
+        other.changes_after(seqs[1])
+    assert store.delete_article("a-000")  # numbering goes on past the pruned rows
+    assert other.changes_after(seqs[2]) == (["a-000"], store.change_seq())
+    assert store.change_seq() > seqs[2]
+
+
 # -- the ingest log and ingest through the store -------------------------------------------
 def test_ingest_logs_every_outcome_in_order(store: ArticleStore) -> None:
     report = ingest(
@@ -385,11 +407,11 @@ def test_the_store_schema_is_a_migration_checked_at_start_up(postgres_url: str) 
         check(conn, namespace)
         conn.execute(f"DELETE FROM {namespace}.{STORE.table}")
         conn.commit()
-        with pytest.raises(SchemaError, match="article store .* needs 2: run `akhbar db migrate`"):
+        needs = sum(m.track == STORE for m in migrations())
+        with pytest.raises(SchemaError, match=f"article store .* needs {needs}: run `akhbar db"):
             check(conn, namespace)
-        conn.execute(
-            f"INSERT INTO {namespace}.{STORE.table} VALUES (1, 'x'), (2, 'y'), (3, 'later')"
-        )
+        for version in range(1, needs + 2):  # one past this release's
+            conn.execute(f"INSERT INTO {namespace}.{STORE.table} VALUES (%s, 'x')", [version])
         conn.commit()
         with pytest.raises(SchemaError, match="article store .* upgrade akhbar"):
             check(conn, namespace)

@@ -31,6 +31,7 @@ from akhbar.corpus.store.base import (
     FEED_STATE_NAMES,
     JOB_COLUMNS,
     PAGE,
+    ChangesPrunedError,
     FeedRecord,
     JobRecord,
     LogEntry,
@@ -243,17 +244,41 @@ class PostgresStore:
     def changes_after(self, seq: int, limit: int = 10_000) -> tuple[list[str], int]:
         """Ids of the articles written after ``seq`` (each once, oldest transaction first,
         about ``limit`` writes read: whole transactions, which share one number) and the
-        sequence number the reading stopped at."""
-        rows = self._all(
-            "SELECT seq, article_id FROM changes WHERE seq > %(after)s AND seq <= coalesce("
-            " (SELECT seq FROM changes WHERE seq > %(after)s ORDER BY seq"
-            "  OFFSET %(skip)s LIMIT 1), 9223372036854775807)"
-            " ORDER BY seq",
-            {"after": seq, "skip": max(limit - 1, 0)},
-        )
+        sequence number the reading stopped at). ChangesPrunedError if rows after ``seq``
+        were pruned (see ``prune_changes``)."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT seq, article_id FROM changes WHERE seq > %(after)s AND seq <= coalesce("
+                " (SELECT seq FROM changes WHERE seq > %(after)s ORDER BY seq"
+                "  OFFSET %(skip)s LIMIT 1), 9223372036854775807)"
+                " ORDER BY seq",
+                {"after": seq, "skip": max(limit - 1, 0)},
+            ).fetchall()
+            # Read after the rows (a statement of its own sees every commit before it): a
+            # prune that ran before them is seen here.
+            pruned = conn.execute("SELECT upto FROM changes_pruned").fetchone()
+        if pruned is not None and seq < pruned[0]:
+            raise ChangesPrunedError(seq, int(pruned[0]))
         if not rows:
             return [], seq
         return list(dict.fromkeys(r[1] for r in rows)), int(rows[-1][0])
+
+    def prune_changes(self, upto: int) -> int:
+        """Delete the change rows up to ``upto`` (at most the last committed number), which
+        every follower has read; returns how many went. A reader still behind is told by
+        ``changes_after`` instead of missing them."""
+        with self.transaction() as conn:  # the clock's lock: no write numbered meanwhile
+            row = conn.execute("SELECT seq FROM change_clock").fetchone()
+            upto = min(upto, int(row[0]) if row else 0)
+            if upto <= 0:
+                return 0
+            gone = conn.execute("DELETE FROM changes WHERE seq <= %s", (upto,)).rowcount
+            conn.execute(
+                "INSERT INTO changes_pruned (id, upto) VALUES (true, %s) ON CONFLICT (id)"
+                " DO UPDATE SET upto = greatest(changes_pruned.upto, excluded.upto)",
+                (upto,),
+            )
+        return gone
 
     def ingest_log(self, limit: int | None = None) -> list[LogEntry]:
         rows = self._all(

@@ -373,9 +373,8 @@ class LocalIndex:
         if self._pruned_for == base:
             return
         upto = self._base_watermark(base)
-        prune = getattr(store, "prune_changes", None)  # a store that keeps its log whole
-        if upto and prune is not None:
-            prune(upto)
+        if upto:
+            store.prune_changes(upto)
         self._pruned_for = base
 
     # -- reading -------------------------------------------------------------------------

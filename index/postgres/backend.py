@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from akhbar.corpus.models import Article
-from akhbar.corpus.store import ArticleStore
+from akhbar.corpus.store import ArticleStore, ChangesPrunedError
 from akhbar.index.base import (
     BuildInProgressError,
     BuildReport,
@@ -108,6 +108,7 @@ class PostgresIndex:
         # Reads go to the replicas when there are any (one pool over the first; a list
         # is for a load balancer in front, or future round-robin), writes to the primary.
         self._read_pool = open_pool(read_urls[0], pool_size, self.namespace) if read_urls else None
+        self._pruned_for: int | None = None  # the generation whose read changes were pruned
 
     def close(self) -> None:
         self._pool.close()
@@ -258,9 +259,9 @@ class PostgresIndex:
         manifest = self._manifest(corpus_checksum, hnsw)
         (number,) = conn.execute("SELECT nextval('index_generation_seq')").fetchone()
         conn.execute(
-            "INSERT INTO index_generations (generation, state, manifest, store_seq) "
-            "VALUES (%s, 'building', %s, %s)",
-            [number, psycopg.types.json.Jsonb(manifest), store_seq],
+            "INSERT INTO index_generations (generation, state, manifest, store_seq, "
+            "built_store_seq) VALUES (%s, 'building', %s, %s, %s)",
+            [number, psycopg.types.json.Jsonb(manifest), store_seq, store_seq],
         )
         gen.create(conn, number, self.encoder.dimension)
         conn.commit()
@@ -389,30 +390,72 @@ class PostgresIndex:
         (written articles; a deleted or duplicate one only loses its passages), a batch
         per transaction that also moves the watermark. Safe from any process on any
         machine at any time: writers queue on the served generation's row, and a batch
-        another process indexed meanwhile is found done. Returns the articles read."""
+        another process indexed meanwhile is found done. Returns the articles read.
+
+        Once per served generation and process, the store's change rows the generation
+        was built from are pruned. A generation behind what the store still logs (another
+        index on this store pruned them) is rebuilt from the whole store."""
         done = 0
         while True:
+            behind: ChangesPrunedError | None = None
             with connection(self._pool) as conn:
                 # Looked at without a lock first: the pollers of every node ask this often.
                 state = conn.execute(_STATE).fetchone()
-                if state is None or state[3] is None or state[3] >= store.change_seq():
+                if state is None or state[3] is None:
+                    return done
+                self._prune_read_changes(conn, store, state[0])
+                if state[3] >= store.change_seq():
                     return done
                 state = conn.execute(_STATE + " FOR UPDATE").fetchone()
                 if state is None or state[3] is None:
                     return done
-                ids, end = store.changes_after(state[3], CATCH_UP_BATCH)
-                if not ids:
-                    return done
-                live = []
-                for article_id in ids:
-                    a = store.get_article(article_id)
-                    if a is not None and a.duplicate_of is None:
-                        live.append(a)
-                # Encoded under the lock: a second node catching up waits here rather
-                # than encoding the same batch for nothing.
-                rows, _, _, _ = self._prepare(live)
-                self._apply(conn, state, rows, set(ids), store_seq=end)
-            done += len(ids)
+                try:
+                    ids, end = store.changes_after(state[3], CATCH_UP_BATCH)
+                except ChangesPrunedError as exc:
+                    behind = exc
+                else:
+                    if not ids:
+                        return done
+                    live = []
+                    for article_id in ids:
+                        a = store.get_article(article_id)
+                        if a is not None and a.duplicate_of is None:
+                            live.append(a)
+                    # Encoded under the lock: a second node catching up waits here rather
+                    # than encoding the same batch for nothing.
+                    rows, _, _, _ = self._prepare(live)
+                    self._apply(conn, state, rows, set(ids), store_seq=end)
+                    done += len(ids)
+            if behind is not None and not self._rebuild_behind(store, state, behind):
+                return done
+
+    def _prune_read_changes(
+        self, conn: psycopg.Connection, store: ArticleStore, generation: int
+    ) -> None:
+        if self._pruned_for == generation:
+            return
+        row = conn.execute(
+            "SELECT built_store_seq FROM index_generations WHERE generation = %s", [generation]
+        ).fetchone()
+        if row is not None and row[0]:
+            store.prune_changes(int(row[0]))
+        self._pruned_for = generation
+
+    def _rebuild_behind(self, store: ArticleStore, state: tuple, exc: ChangesPrunedError) -> bool:
+        """Rebuild a generation the store's change log no longer reaches; False where
+        another process is rebuilding it. Called outside the catch-up's transaction, whose
+        locks the new generation's switch needs."""
+        with connection(self._pool) as conn:
+            now = conn.execute(_STATE).fetchone()
+        if now is not None and (now[0], now[3]) != (state[0], state[3]):
+            return True  # another process moved the index on meanwhile: read again
+        log.warning("%s; rebuilding the index from the store", exc)
+        seq = store.change_seq()
+        try:
+            self.build(store.iter_articles(), corpus_checksum=store.checksum(), store_seq=seq)
+        except BuildInProgressError:
+            return False  # the next catch-up reads the generation that build serves
+        return True
 
     def upsert(self, articles: Iterable[Article]) -> str:
         rows, ids, _, _ = self._prepare(articles)
