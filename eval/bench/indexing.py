@@ -30,6 +30,15 @@ def write_slice(src: Path, dest: Path, start: int, stop: int) -> int:
     return len(lines)
 
 
+def sample_articles(tmp: Path, articles: int | None) -> Path:
+    """The sample corpus, or a JSONL of its first ``articles`` written under ``tmp``."""
+    if not articles:
+        return sample_corpus_path()
+    dest = tmp / "sample-slice.jsonl"
+    write_slice(sample_corpus_path() / JSONL, dest, 0, articles)
+    return dest
+
+
 def chunk_embed_texts(settings: Settings) -> list[str]:
     """The texts the build encodes, recomputed the way build_index computes them."""
     params = chunking_params(settings)

@@ -15,12 +15,12 @@ import numpy as np
 
 from akhbar.corpus.language import detect_language
 from akhbar.eval.bench.common import RESULTS_DIR, bench_settings, percentiles, write_result
-from akhbar.eval.bench.indexing import JSONL, chunk_embed_texts, write_slice
+from akhbar.eval.bench.indexing import chunk_embed_texts, sample_articles
 from akhbar.eval.bench.questions import Workload
 from akhbar.index.answers import top_hits
 from akhbar.index.encoder import Encoder
 from akhbar.index.model_build import BUILTIN_NAME
-from akhbar.pipeline import run_index, run_ingest, sample_corpus_path
+from akhbar.pipeline import run_index, run_ingest
 from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
 
@@ -67,10 +67,7 @@ def bench_peer(
 
     model_dir = settings.models_dir / BUILTIN_NAME
     with tempfile.TemporaryDirectory(prefix="akhbar-bench-peer-") as tmp:
-        targets = [str(sample_corpus_path())]
-        if articles:  # the first N articles of the sample, for quick runs
-            targets = [str(Path(tmp) / "slice.jsonl")]
-            write_slice(sample_corpus_path() / JSONL, Path(targets[0]), 0, articles)
+        targets = [str(sample_articles(Path(tmp), articles))]  # a slice for quick runs
         encoder.encode_passages(["échauffement"])
         peer = Embeddings(_txtai_config(model_dir))
         # Loads the model; index() on the same instance then rebuilds from scratch with it.

@@ -30,7 +30,7 @@ from akhbar.eval.bench.common import (
     percentiles,
     write_result,
 )
-from akhbar.eval.bench.indexing import JSONL, write_slice
+from akhbar.eval.bench.indexing import sample_articles
 from akhbar.eval.bench.questions import eval_set_questions
 from akhbar.index.analysis import LANGUAGES, analyze_cached
 from akhbar.index.answers import top_hits
@@ -45,7 +45,6 @@ from akhbar.pipeline import (
     open_backend,
     run_index,
     run_ingest,
-    sample_corpus_path,
 )
 from akhbar.service.qa import QAEngine
 from akhbar.settings import Settings
@@ -67,11 +66,7 @@ def bench_rerank(
     texts = eval_set_questions(questions)
     with tempfile.TemporaryDirectory(prefix="akhbar-bench-rerank-") as tmp:
         s = bench_settings(settings, Path(tmp) / "home", backend="local", second_view=True)
-        corpus = sample_corpus_path()
-        if articles:
-            corpus = Path(tmp) / "articles.jsonl"
-            write_slice(sample_corpus_path() / JSONL, corpus, 0, articles)
-        run_ingest(s, [str(corpus)])
+        run_ingest(s, [str(sample_articles(Path(tmp), articles))])
         # Encoded once here, from an empty cache, for the parts' timings; the build then
         # reads every vector back.
         cache = EmbeddingCache.for_encoder(embeddings_path(s), encoder)
